@@ -1,0 +1,24 @@
+"""Rich rendering of an evaluation report."""
+
+from rich.table import Table
+
+from anomaly.evaluation import MetricReport
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def report_table(report: MetricReport, title: str = "Evaluation") -> Table:
+    table = Table(title=title)
+    for column in ("subset", "images", "image AUROC", "pixel AUROC", "AUPRO@0.3", "F1@thr"):
+        table.add_column(column, justify="left" if column == "subset" else "right")
+    table.add_row("all", str(report.n_normal + report.n_anomalous), _fmt(report.image_auroc),
+                  _fmt(report.pixel_auroc), _fmt(report.aupro), _fmt(report.f1), style="bold")
+    for defect, m in report.per_defect.items():
+        table.add_row(f"good + {defect}", str(m["n"]), _fmt(m["image_auroc"]), _fmt(m["pixel_auroc"]),
+                      _fmt(m["aupro"]), "")
+    table.caption = (f"threshold {report.threshold:.4g} (F1-optimal {_fmt(report.f1_optimal_threshold)} "
+                     f"-> F1 {_fmt(report.f1_optimal)}) · {report.images_per_second:.1f} images/s end to end "
+                     f"· {report.seconds:.1f} s")
+    return table

@@ -1,0 +1,62 @@
+"""`anomaly train`: fit, calibrate, save the bundle, evaluate on the test split when there is one."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from anomaly.cli.app import app, console, fail
+
+Opt = typer.Option
+
+
+@app.command()
+def train(
+    config: Annotated[Optional[Path], Opt(help="YAML file with any of the keys below (CLI options win)")] = None,
+    model: Annotated[Optional[str], Opt(help="ae | ssim-ae | vae")] = None,
+    data: Annotated[Optional[str], Opt(help="manifest CSV, MVTec-style folder or folder of normal images "
+                                            "[default: the bundled MTD sample]")] = None,
+    out: Annotated[Optional[str], Opt(help="bundle folder to write [default: runs/latest]")] = None,
+    image_size: Annotated[Optional[str], Opt(help="model input size: 256 or HxW such as 256x640")] = None,
+    channels: Annotated[Optional[int], Opt(help="1 or 3; 0 guesses from the data")] = None,
+    epochs: Annotated[Optional[int], Opt()] = None,
+    batch_size: Annotated[Optional[int], Opt()] = None,
+    seed: Annotated[Optional[int], Opt()] = None,
+    accelerator: Annotated[Optional[str], Opt(help="auto | cpu | gpu")] = None,
+    lr: Annotated[Optional[float], Opt(help="learning rate")] = None,
+    width: Annotated[Optional[int], Opt(help="channels of the first stage")] = None,
+    depth: Annotated[Optional[int], Opt(help="number of stride-2 stages")] = None,
+    latent_dim: Annotated[Optional[int], Opt()] = None,
+    beta: Annotated[Optional[float], Opt(help="KL weight (vae)")] = None,
+    residual: Annotated[Optional[str], Opt(help="anomaly map: l2 | ssim | ssim+l2")] = None,
+    score_reduction: Annotated[Optional[str], Opt(help="max | topk")] = None,
+    fpr: Annotated[Optional[float], Opt(help="target false-alarm rate on normal images")] = None,
+    pixel_fpr: Annotated[Optional[float], Opt(help="target false-positive rate on normal pixels")] = None,
+    val_fraction: Annotated[Optional[float], Opt(help="normal images held out for calibration")] = None,
+    num_workers: Annotated[Optional[int], Opt(help="data-loading worker processes")] = None,
+    evaluate: Annotated[bool, Opt(help="score the test split afterwards when there is one")] = True,
+) -> None:
+    """Train on normal images, calibrate thresholds on held-out normals, write a model bundle."""
+    from anomaly.cli.evaluate import run_evaluation
+    from anomaly.cli.report import report_table
+    from anomaly.config import TrainConfig
+    from anomaly.training import SAMPLE_MANIFEST, train as run_training
+
+    try:
+        base = TrainConfig.from_yaml(config) if config else TrainConfig()
+        cfg = base.replace(model=model, data=data, out=out, image_size=image_size, channels=channels,
+                           epochs=epochs, batch_size=batch_size, seed=seed, accelerator=accelerator, lr=lr,
+                           width=width, depth=depth, latent_dim=latent_dim, beta=beta, residual=residual,
+                           score_reduction=score_reduction, fpr=fpr, pixel_fpr=pixel_fpr,
+                           val_fraction=val_fraction, num_workers=num_workers)
+        result = run_training(cfg)
+    except (ValueError, FileNotFoundError) as error:
+        fail(str(error))
+    cal = result.calibration
+    console.print(f"[bold green]trained[/] {cfg.model} in {result.train_seconds:.1f} s · image threshold "
+                  f"{cal.image_threshold:.4g} ({cal.method}, {cal.n_images} normals, target FPR {cal.target_fpr})")
+    if evaluate and any(s.split == "test" for s in result.samples):
+        report = run_evaluation(str(result.bundle_path), cfg.data or str(SAMPLE_MANIFEST), "test", cfg.batch_size)
+        console.print(report_table(report, title=f"{cfg.model} on the test split"))
+    console.print(f"model bundle: [bold]{result.bundle_path}[/]  (score with "
+                  f"`anomaly evaluate --model {result.bundle_path}`)")

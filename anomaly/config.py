@@ -1,0 +1,110 @@
+"""Training configuration: one dataclass that YAML files and CLI options override.
+
+`ModelConfig` is the part a trained model needs to be rebuilt (it is saved in the bundle);
+`TrainConfig` adds what only training needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture, preprocessing and scoring of one model; JSON-serialisable."""
+
+    name: str = "ssim-ae"
+    image_size: tuple[int, int] = (256, 256)  # (height, width) the network sees
+    channels: int = 1
+    width: int = 16  # channels of the first stage; doubles per stage, capped at 8 * width
+    depth: int = 4  # number of stride-2 stages; image_size must be divisible by 2**depth
+    latent_dim: int = 128
+    beta: float = 1.0  # KL weight (vae only)
+    residual: str = "ssim"  # anomaly map: "l2", "ssim" or "ssim+l2" (see anomaly.scoring)
+    smoothing_sigma: float = 4.0  # Gaussian smoothing of the map, in model pixels; 0 disables
+    score_reduction: str = "max"  # image score from the smoothed map: "max" or "topk"
+    topk: float = 0.01  # fraction of pixels averaged when score_reduction == "topk"
+    lr: float = 1e-3
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys {sorted(unknown)}; expected a subset of {sorted(known)}")
+        values = dict(values)
+        if "image_size" in values:
+            values["image_size"] = tuple(values["image_size"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything `anomaly train` takes. Defaults train on the bundled sample."""
+
+    model: str = "ssim-ae"
+    data: str = ""  # manifest CSV, MVTec-style folder or plain folder; "" = the bundled sample
+    out: str = "runs/latest"
+    image_size: tuple[int, int] = (256, 256)
+    channels: int = 0  # 0 = guess from the data (1 for grey images, else 3)
+    epochs: int = 30
+    batch_size: int = 16
+    seed: int = 0
+    accelerator: str = "auto"
+    val_fraction: float = 0.2  # normal-only validation slice, used for calibration
+    num_workers: int = 0
+    width: int = 16
+    depth: int = 4
+    latent_dim: int = 128
+    beta: float = 1.0
+    residual: str = ""  # "" = the model's default
+    smoothing_sigma: float = 4.0
+    score_reduction: str = "max"
+    topk: float = 0.01
+    lr: float = 1e-3
+    fpr: float = 0.01  # target false-alarm rate of the image threshold on normal images
+    pixel_fpr: float = 0.001  # target false-positive rate of the pixel threshold on normal pixels
+    experiment: str = ""  # MLflow experiment; "" = derived from the data
+    register_as: str = ""  # MLflow registered model name; "" = the experiment name
+    promote: bool = False  # move the registry alias "champion" to the new version
+    tracking: bool = True  # log the run to MLflow
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form tags
+
+    def model_config(self, channels: int) -> ModelConfig:
+        from anomaly.models import DEFAULT_RESIDUALS
+
+        return ModelConfig(
+            name=self.model, image_size=self.image_size, channels=channels, width=self.width,
+            depth=self.depth, latent_dim=self.latent_dim, beta=self.beta,
+            residual=self.residual or DEFAULT_RESIDUALS.get(self.model, "l2"),
+            smoothing_sigma=self.smoothing_sigma, score_reduction=self.score_reduction,
+            topk=self.topk, lr=self.lr,
+        )
+
+    def replace(self, **overrides: Any) -> TrainConfig:
+        """A copy with the given fields replaced; None values are ignored (unset CLI options)."""
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ValueError(f"unknown config keys {sorted(unknown)}; expected a subset of {sorted(known)}")
+        if "image_size" in overrides:
+            from anomaly.data import parse_image_size
+
+            overrides["image_size"] = parse_image_size(overrides["image_size"])
+        return dataclasses.replace(self, **overrides)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping of config keys, got {type(values).__name__}")
+        return cls().replace(**{k.replace("-", "_"): v for k, v in values.items()})

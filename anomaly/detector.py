@@ -1,0 +1,130 @@
+"""`Detector`: the one door to a trained model for the service, the audit, evaluation and benchmarks.
+
+    detector = Detector.load("runs/mtd")        # or runs:/<id>/model, models:/<name>@<alias>
+    [prediction] = detector.predict(["part.png"])
+    prediction.score, prediction.is_anomalous, prediction.anomaly_map, prediction.regions
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from skimage.measure import label, regionprops
+
+from anomaly.bundle import Bundle, load_bundle
+from anomaly.calibration import Calibration
+from anomaly.config import ModelConfig
+from anomaly.data import decode_image, resize
+from anomaly.scoring import image_scores, resize_map
+
+ImageSource = str | Path | bytes | np.ndarray
+
+
+@dataclass(frozen=True)
+class Region:
+    """A connected defect region: bbox (x0, y0, x1, y1) in pixels, end exclusive; area in pixels;
+    peak = highest anomaly-map value inside."""
+
+    bbox: tuple[int, int, int, int]
+    area: int
+    peak: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    score: float  # raw image score (max or top-k mean of the smoothed map)
+    normalised_score: float  # in (0, 1), 0.5 at the threshold
+    is_anomalous: bool  # score >= threshold
+    threshold: float
+    anomaly_map: np.ndarray = field(repr=False)  # (H, W) float32 at the input image's own size
+    mask: np.ndarray = field(repr=False)  # (H, W) bool: anomaly_map >= pixel threshold
+    regions: tuple[Region, ...] = ()
+
+
+def preprocess(arrays: Sequence[np.ndarray], size: tuple[int, int]) -> torch.Tensor:
+    """Decoded (C, H, W) float32 arrays of any sizes -> (B, C, h, w) batch at the model's size."""
+    return torch.cat([resize(torch.from_numpy(a)[None], size) for a in arrays])
+
+
+def score_images(model: torch.nn.Module, config: ModelConfig, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, C, h, w) preprocessed batch -> image scores (B,) and anomaly maps (B, 1, h, w), on the
+    model's device. Used by calibration during training and by every prediction."""
+    with torch.inference_mode():
+        maps = model.anomaly_map(batch)
+    return image_scores(maps, config.score_reduction, config.topk), maps
+
+
+def find_regions(anomaly_map: np.ndarray, mask: np.ndarray) -> tuple[Region, ...]:
+    """Connected components (8-connectivity) of `mask` (H, W) bool, largest first."""
+    regions = [
+        Region(bbox=(int(p.bbox[1]), int(p.bbox[0]), int(p.bbox[3]), int(p.bbox[2])), area=int(p.area),
+               peak=float(p.intensity_max))
+        for p in regionprops(label(mask, connectivity=2), intensity_image=anomaly_map)
+    ]
+    return tuple(sorted(regions, key=lambda r: -r.area))
+
+
+class Detector:
+    def __init__(self, bundle: Bundle, *, source: str = "", info: dict[str, Any] | None = None,
+                 device: str | None = None) -> None:
+        self.config = bundle.config
+        self.calibration: Calibration = bundle.calibration
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = bundle.build_model().to(self.device)
+        self.source = source
+        self.info = {"uri": source, "name": None, "version": None, "run_id": None, **(info or {})}
+
+    @classmethod
+    def load(cls, uri: str | Path, *, device: str | None = None) -> Detector:
+        """A local bundle folder, `runs:/<run_id>/model`, `models:/<name>@<alias>` or `models:/<name>/<version>`."""
+        uri = str(uri)
+        if uri.startswith(("runs:/", "models:/")):
+            from anomaly.tracking import download_bundle
+
+            path, info = download_bundle(uri)
+            return cls(load_bundle(path), source=uri, info=info, device=device)
+        return cls(load_bundle(uri), source=uri, device=device)
+
+    def decode(self, source: ImageSource, name: str | None = None) -> np.ndarray:
+        """Any supported image (path, encoded bytes or a (C, H, W) float array) -> (C, H, W) float32 in [0, 1]
+        with the model's channel count. Raises anomaly.data.ImageDecodeError naming the problem."""
+        if isinstance(source, np.ndarray):
+            if source.ndim != 3 or source.shape[0] != self.config.channels:
+                raise ValueError(f"expected a ({self.config.channels}, H, W) array, got shape {source.shape}")
+            return source.astype(np.float32, copy=False)
+        return decode_image(source, self.config.channels, name=name)
+
+    def predict(self, images: Sequence[ImageSource], *, threshold: float | None = None,
+                batch_size: int = 16) -> list[Prediction]:
+        """Score images of any size; maps come back at each image's own size."""
+        arrays = [self.decode(image) for image in images]
+        return [p for i in range(0, len(arrays), batch_size)
+                for p in self.predict_arrays(arrays[i:i + batch_size], threshold=threshold)]
+
+    def predict_arrays(self, arrays: Sequence[np.ndarray], *, threshold: float | None = None) -> list[Prediction]:
+        """Decoded (C, H, W) float32 arrays (any sizes) -> one Prediction each, scored as one batch."""
+        if not arrays:
+            return []
+        batch = preprocess(arrays, self.config.image_size).to(self.device)
+        scores, maps = score_images(self.model, self.config, batch)
+        scores, maps = scores.cpu().numpy(), maps.cpu()
+        threshold = self.calibration.image_threshold if threshold is None else float(threshold)
+        normalised = self.calibration.normalise(scores, threshold)
+        predictions = []
+        for array, score, norm, small_map in zip(arrays, scores, normalised, maps):
+            full_map = resize_map(small_map[None], tuple(array.shape[1:]))[0, 0].numpy()
+            mask = full_map >= self.calibration.pixel_threshold
+            predictions.append(Prediction(
+                score=float(score), normalised_score=float(norm), is_anomalous=bool(score >= threshold),
+                threshold=threshold, anomaly_map=full_map, mask=mask, regions=find_regions(full_map, mask)))
+        return predictions
+
+    def heatmap(self, image: np.ndarray, prediction: Prediction, alpha: float = 0.5) -> np.ndarray:
+        """(C, H, W) image + its prediction -> (H, W, 3) uint8 overlay on the calibrated colour scale."""
+        from anomaly.visualize import overlay
+
+        return overlay(image, self.calibration.heatmap_scale(prediction.anomaly_map), alpha)

@@ -1,0 +1,94 @@
+"""`train`: fit a model on normal images, calibrate it on the held-out normals, write the bundle."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+
+from anomaly.bundle import save_bundle
+from anomaly.calibration import Calibration, calibrate
+from anomaly.config import ModelConfig, TrainConfig
+from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, load_samples
+from anomaly.detector import preprocess, score_images
+from anomaly.models import build_model
+
+SAMPLE_MANIFEST = files("anomaly") / "sample" / "manifest.csv"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    bundle_path: Path
+    model_config: ModelConfig
+    calibration: Calibration
+    samples: list[Sample]  # everything the data source listed (train, validation and test)
+    val_samples: list[Sample]
+    train_seconds: float
+    epoch_losses: list[dict[str, float]]  # per epoch, the logged train/ and val/ means
+
+
+def score_samples(model: torch.nn.Module, config: ModelConfig, samples: Sequence[Sample],
+                  batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Image scores (N,) and maps (N, h, w) at model resolution, exactly as the Detector computes them."""
+    scores, maps = [], []
+    device = next(model.parameters()).device
+    for i in range(0, len(samples), batch_size):
+        arrays = [decode_image(s.image, config.channels) for s in samples[i:i + batch_size]]
+        batch_scores, batch_maps = score_images(model, config, preprocess(arrays, config.image_size).to(device))
+        scores.append(batch_scores.cpu().numpy())
+        maps.append(batch_maps[:, 0].cpu().numpy())
+    return np.concatenate(scores), np.concatenate(maps)
+
+
+def calibrate_model(model: torch.nn.Module, config: ModelConfig, normals: Sequence[Sample], *,
+                    fpr: float, pixel_fpr: float) -> Calibration:
+    """Thresholds from normal images that the model did not train on."""
+    scores, maps = score_samples(model, config, normals)
+    return calibrate(scores, maps, fpr=fpr, pixel_fpr=pixel_fpr)
+
+
+class EpochLosses(L.Callback):
+    """Keeps the per-epoch means Lightning logged, for the result and for MLflow."""
+
+    def __init__(self) -> None:
+        self.history: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.history.append({k: float(v) for k, v in trainer.callback_metrics.items() if "/" in k})
+
+
+def train(config: TrainConfig, *, logger: Any = False, progress: bool = True) -> TrainResult:
+    """Train `config.model` on the normal training images of `config.data` and write a bundle to `config.out`."""
+    samples = load_samples(config.data or str(SAMPLE_MANIFEST))
+    train_normals = [s for s in samples if s.split == "train" and s.label == 0]
+    channels = config.channels or guess_channels([s.image for s in train_normals])
+    model_config = config.model_config(channels)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    datamodule = AnomalyDataModule(samples, config.image_size, channels, batch_size=config.batch_size,
+                                   val_fraction=config.val_fraction, seed=config.seed,
+                                   num_workers=config.num_workers)
+    model = build_model(model_config)
+    losses = EpochLosses()
+    callbacks: list[L.Callback] = [losses]
+    if progress:
+        callbacks.append(L.pytorch.callbacks.RichProgressBar())
+    trainer = L.Trainer(
+        max_epochs=config.epochs, accelerator=config.accelerator, devices=1, logger=logger,
+        callbacks=callbacks, enable_checkpointing=False, enable_model_summary=False,
+        enable_progress_bar=progress, deterministic="warn", log_every_n_steps=1,
+        num_sanity_val_steps=0)
+    start = time.perf_counter()
+    trainer.fit(model, datamodule)
+    train_seconds = time.perf_counter() - start
+    model.eval()
+    calibration = calibrate_model(model, model_config, datamodule.val_samples, fpr=config.fpr,
+                                  pixel_fpr=config.pixel_fpr)
+    path = save_bundle(config.out, model_config, model.state_dict(), calibration)
+    return TrainResult(path, model_config, calibration, samples, datamodule.val_samples, train_seconds,
+                       losses.history)

@@ -1,0 +1,36 @@
+"""Write a benchmark's section into experiments/RESULTS.md (between its own markers), with provenance."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def provenance() -> str:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                           text=True).stdout.strip()
+    import torch
+
+    machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, " + (
+        torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")
+    command = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
+    return (f"- command: `{command}`\n- machine: {machine}\n"
+            f"- date: {datetime.date.today().isoformat()}\n- commit: {commit}{' (+ uncommitted changes)' if dirty else ''}\n")
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) the block between `<!-- name:start -->` and `<!-- name:end -->`."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{provenance()}\n{body.strip()}\n{end}"
+    text = RESULTS.read_text() if RESULTS.exists() else "# Results\n"
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + f"\n\n{block}\n"
+    RESULTS.write_text(text)

@@ -1,0 +1,28 @@
+"""Session fixtures: one tiny model trained on the bundled sample, shared by every test that needs one."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from anomaly.config import TrainConfig
+from anomaly.training import SAMPLE_MANIFEST, TrainResult, train
+
+SAMPLE_DIR = Path(str(SAMPLE_MANIFEST)).parent
+TINY = dict(model="ssim-ae", image_size=(64, 64), epochs=4, width=8, latent_dim=32, batch_size=8, seed=0,
+            accelerator="cpu", tracking=False)
+
+
+@pytest.fixture(scope="session")
+def sample_rows() -> list[dict[str, str]]:
+    with open(SAMPLE_MANIFEST) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    """ssim-ae, 64x64, 4 epochs on the bundled sample: seconds on 2 cores."""
+    out = tmp_path_factory.mktemp("bundle") / "ssim-ae"
+    return train(TrainConfig(out=str(out), **TINY), progress=False)

@@ -1,0 +1,118 @@
+"""AnomalyDataModule: the seeded validation slice, batches, and bad files caught early."""
+
+import random
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from PIL import Image
+
+from anomaly.data import AnomalyDataModule, ImageDecodeError, Sample, read_manifest
+
+MANIFEST = Path(__file__).parents[2] / "anomaly/sample/manifest.csv"
+
+
+@pytest.fixture
+def samples(tmp_path) -> list[Sample]:
+    """20 train normals, 2 test normals, 2 test anomalies: 24x36 grey PNGs."""
+    out = []
+    for i in range(24):
+        path = tmp_path / f"img{i:02d}.png"
+        Image.new("L", (36, 24), 10 * i).save(path)
+        split, label = ("train", 0) if i < 20 else ("test", int(i >= 22))
+        out.append(Sample(path, None, label, "good" if label == 0 else "dent", split))
+    return out
+
+
+def _paths(items: list[Sample]) -> list[str]:
+    return [s.image.name for s in items]
+
+
+def test_val_slice_normal_only_disjoint_and_seeded(samples):
+    dm = AnomalyDataModule(samples, (32, 48), 1, val_fraction=0.2, seed=0)
+    assert len(dm.val_samples) == 4 and len(dm.train_samples) == 16
+    assert all(s.label == 0 and s.split == "train" for s in dm.train_samples + dm.val_samples)
+    assert not set(_paths(dm.train_samples)) & set(_paths(dm.val_samples))
+    assert _paths(dm.test_samples) == ["img20.png", "img21.png", "img22.png", "img23.png"]
+    shuffled = random.Random(3).sample(samples, len(samples))
+    again = AnomalyDataModule(shuffled, (32, 48), 1, val_fraction=0.2, seed=0)
+    assert _paths(again.val_samples) == _paths(dm.val_samples)  # input order does not matter
+    assert _paths(again.train_samples) == _paths(dm.train_samples)
+    other = AnomalyDataModule(samples, (32, 48), 1, val_fraction=0.2, seed=1)
+    assert _paths(other.val_samples) != _paths(dm.val_samples)
+
+
+@pytest.mark.parametrize("n_train, fraction, n_val", [(1, 0.1, 0), (2, 0.1, 1), (20, 0.01, 1), (20, 0.5, 10),
+                                                      (3, 0.9, 2), (20, 0.0, 0)])
+def test_val_slice_size(samples, n_train, fraction, n_val):
+    dm = AnomalyDataModule(samples[:n_train], (8, 8), 1, val_fraction=fraction)
+    assert (len(dm.train_samples), len(dm.val_samples)) == (n_train - n_val, n_val)
+
+
+def test_batches_have_rectangular_shapes_and_seeded_order(samples):
+    dm = AnomalyDataModule(samples, (32, 48), 3, batch_size=4, val_fraction=0.2)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (4, 3, 32, 48) and batch["image"].dtype == torch.float32
+    assert batch["mask"].shape == (4, 1, 32, 48) and batch["label"].tolist() == [0, 0, 0, 0]
+    order = [b["index"].tolist() for b in dm.train_dataloader()]
+    assert order == [b["index"].tolist() for b in dm.train_dataloader()]  # same seed, same order
+    assert sorted(sum(order, [])) == list(range(16)) and sum(order, []) != list(range(16))
+    val = [b["index"].tolist() for b in dm.val_dataloader()]
+    assert val == [[0, 1, 2, 3]]  # not shuffled
+    test = next(iter(dm.test_dataloader()))
+    assert test["label"].tolist() == [0, 0, 1, 1]
+
+
+def test_sample_manifest_batch():
+    dm = AnomalyDataModule(read_manifest(MANIFEST), (32, 48), 1, batch_size=8)
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["image"].shape == (len(dm.val_samples), 1, 32, 48)
+    assert 0.0 <= batch["image"].min() and batch["image"].max() <= 1.0
+
+
+def test_no_training_normals(samples):
+    with pytest.raises(ValueError, match="no training images"):
+        AnomalyDataModule(samples[20:], (8, 8), 1)
+
+
+def test_unreadable_file_raises_at_construction(samples):
+    bad = samples[5].image
+    bad.write_text("this is not a png")
+    with pytest.raises(ImageDecodeError, match=rf"{bad.name}: not an image"):
+        AnomalyDataModule(samples, (8, 8), 1)
+
+
+class _Counting(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Conv2d(1, 1, 1)
+        self.steps = 0
+        self.train_started = False
+
+    def on_train_start(self):
+        self.train_started = True  # runs after setup, before the first batch is fetched
+
+    def training_step(self, batch, batch_idx):
+        self.steps += 1
+        return (self.layer(batch["image"]) - batch["image"]).abs().mean()
+
+    def validation_step(self, batch, batch_idx):
+        pass
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_truncated_file_raises_before_any_training_step(samples):
+    bad = samples[7].image
+    data = bad.read_bytes()
+    bad.write_bytes(data[: len(data) // 2])  # header intact: construction passes, decoding fails
+    dm = AnomalyDataModule(samples, (8, 8), 1)
+    model = _Counting()
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    with pytest.raises(ImageDecodeError, match=rf"{bad.name}: truncated image"):
+        trainer.fit(model, datamodule=dm)
+    assert not model.train_started and model.steps == 0
