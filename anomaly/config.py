@@ -30,6 +30,7 @@ class ModelConfig:
     score_reduction: str = "max"  # image score from the smoothed map: "max" or "topk"
     topk: float = 0.01  # fraction of pixels averaged when score_reduction == "topk"
     lr: float = 1e-3
+    options: dict[str, Any] = field(default_factory=dict)  # model-specific hyperparameters (noise, masks...)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -70,6 +71,7 @@ class TrainConfig:
     score_reduction: str = "max"
     topk: float = 0.01
     lr: float = 1e-3
+    options: dict[str, Any] = field(default_factory=dict)  # model-specific hyperparameters, see README
     fpr: float = 0.01  # target false-alarm rate of the image threshold on normal images
     pixel_fpr: float = 0.001  # target false-positive rate of the pixel threshold on normal pixels
     experiment: str = ""  # MLflow experiment; "" = derived from the data
@@ -86,7 +88,7 @@ class TrainConfig:
             depth=self.depth, latent_dim=self.latent_dim, beta=self.beta,
             residual=self.residual or DEFAULT_RESIDUALS.get(self.model, "l2"),
             smoothing_sigma=self.smoothing_sigma, score_reduction=self.score_reduction,
-            topk=self.topk, lr=self.lr,
+            topk=self.topk, lr=self.lr, options=dict(self.options),
         )
 
     def replace(self, **overrides: Any) -> TrainConfig:

@@ -3,6 +3,9 @@
     detector = Detector.load("runs/mtd")        # or runs:/<id>/model, models:/<name>@<alias>
     [prediction] = detector.predict(["part.png"])
     prediction.score, prediction.is_anomalous, prediction.anomaly_map, prediction.regions
+
+Backends: "torch" (default) runs the model; "onnxruntime" runs the exported graph of the same
+`score_images` step (anomaly/export.py). Decoding, resizing, thresholds and regions are shared.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import numpy as np
 import torch
 from skimage.measure import label, regionprops
 
-from anomaly.bundle import Bundle, load_bundle
+from anomaly.bundle import WEIGHTS, Bundle, load_bundle
 from anomaly.calibration import Calibration
 from anomaly.config import ModelConfig
 from anomaly.data import decode_image, resize
 from anomaly.scoring import image_scores, resize_map
 
 ImageSource = str | Path | bytes | np.ndarray
+BACKENDS = ("torch", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -52,10 +56,16 @@ def preprocess(arrays: Sequence[np.ndarray], size: tuple[int, int]) -> torch.Ten
 
 def score_images(model: torch.nn.Module, config: ModelConfig, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, C, h, w) preprocessed batch -> image scores (B,) and anomaly maps (B, 1, h, w), on the
-    model's device. Used by calibration during training and by every prediction."""
+    model's device. Used by calibration during training and by every prediction.
+
+    A model may add a per-image term to the map's reduction with `image_score_bias(batch) -> (B,)`
+    (ganomaly's latent consistency); the map itself is never changed."""
     with torch.inference_mode():
         maps = model.anomaly_map(batch)
-    return image_scores(maps, config.score_reduction, config.topk), maps
+        scores = image_scores(maps, config.score_reduction, config.topk)
+        if hasattr(model, "image_score_bias"):
+            scores = scores + model.image_score_bias(batch)
+    return scores, maps
 
 
 def find_regions(anomaly_map: np.ndarray, mask: np.ndarray) -> tuple[Region, ...]:
@@ -68,26 +78,69 @@ def find_regions(anomaly_map: np.ndarray, mask: np.ndarray) -> tuple[Region, ...
     return tuple(sorted(regions, key=lambda r: -r.area))
 
 
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    return backend
+
+
 class Detector:
     def __init__(self, bundle: Bundle, *, source: str = "", info: dict[str, Any] | None = None,
-                 device: str | None = None) -> None:
+                 device: str | None = None, backend: str = "torch", onnx_model: bytes | Path | None = None) -> None:
+        """`bundle.state_dict` may be empty only with backend "onnxruntime" and an `onnx_model` (an
+        exported folder's graph); without one, "onnxruntime" exports the weights in memory (~1 s)."""
         self.config = bundle.config
         self.calibration: Calibration = bundle.calibration
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = bundle.build_model().to(self.device)
+        self.backend = check_backend(backend)
+        self.model = bundle.build_model().to(self.device) if bundle.state_dict else None  # None: ONNX only
+        self.onnx = None
+        if backend == "onnxruntime":
+            from anomaly.export import OnnxScorer, onnx_bytes
+
+            self.onnx = OnnxScorer(onnx_model if onnx_model is not None else onnx_bytes(self.model, self.config),
+                                   self.device)
+        elif self.model is None:
+            raise ValueError("backend 'torch' needs the bundle's weights; this bundle has none")
         self.source = source
         self.info = {"uri": source, "name": None, "version": None, "run_id": None, **(info or {})}
 
+    @property
+    def version(self) -> str | None:
+        """The registered model version this was loaded from ("3"); None for a local bundle."""
+        return self.info["version"]
+
     @classmethod
-    def load(cls, uri: str | Path, *, device: str | None = None) -> Detector:
-        """A local bundle folder, `runs:/<run_id>/model`, `models:/<name>@<alias>` or `models:/<name>/<version>`."""
-        uri = str(uri)
+    def load(cls, uri: str | Path, *, device: str | None = None, backend: str = "torch") -> Detector:
+        """A local bundle folder, `runs:/<run_id>/model`, `models:/<name>@<alias>` or `models:/<name>/<version>`,
+        or (backend "onnxruntime" only) an `anomaly export` folder. With "onnxruntime" a folder's
+        model.onnx is used when present, else the bundle's weights are exported in memory at load."""
+        from anomaly.export import ONNX, is_export, load_export
+
+        uri, info = str(uri), None
+        check_backend(backend)
+        path: str | Path = uri
         if uri.startswith(("runs:/", "models:/")):
             from anomaly.tracking import download_bundle
 
             path, info = download_bundle(uri)
-            return cls(load_bundle(path), source=uri, info=info, device=device)
-        return cls(load_bundle(uri), source=uri, device=device)
+        onnx = Path(path) / ONNX if backend == "onnxruntime" and is_export(path) else None
+        if is_export(path) and not (Path(path) / WEIGHTS).is_file():
+            if backend != "onnxruntime":
+                raise FileNotFoundError(f"{path} is an ONNX export (model.onnx without {WEIGHTS}): load it with "
+                                        f"backend='onnxruntime' (--backend onnxruntime), or load the original bundle")
+            config, calibration, onnx = load_export(path)
+            bundle = Bundle(config, {}, calibration)
+        else:
+            bundle = load_bundle(path)
+        return cls(bundle, source=uri, info=info, device=device, backend=backend, onnx_model=onnx)
+
+    def score_batch(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, h, w) preprocessed float32 batch -> image scores (B,) and anomaly maps (B, 1, h, w),
+        from the backend (on the model's device for torch, on the CPU for onnxruntime)."""
+        if self.onnx is not None:
+            return self.onnx(batch)
+        return score_images(self.model, self.config, batch.to(self.device))
 
     def decode(self, source: ImageSource, name: str | None = None) -> np.ndarray:
         """Any supported image (path, encoded bytes or a (C, H, W) float array) -> (C, H, W) float32 in [0, 1]
@@ -109,8 +162,7 @@ class Detector:
         """Decoded (C, H, W) float32 arrays (any sizes) -> one Prediction each, scored as one batch."""
         if not arrays:
             return []
-        batch = preprocess(arrays, self.config.image_size).to(self.device)
-        scores, maps = score_images(self.model, self.config, batch)
+        scores, maps = self.score_batch(preprocess(arrays, self.config.image_size))
         scores, maps = scores.cpu().numpy(), maps.cpu()
         threshold = self.calibration.image_threshold if threshold is None else float(threshold)
         normalised = self.calibration.normalise(scores, threshold)

@@ -23,8 +23,10 @@ __all__ = [
     "RESIDUALS",
     "gaussian_blur",
     "gaussian_kernel1d",
+    "gradient_magnitude_similarity_map",
     "image_scores",
     "l2_map",
+    "msgms_map",
     "residual_map",
     "resize_map",
     "ssim_loss",
@@ -236,3 +238,68 @@ def resize_map(anomaly_map: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(
         anomaly_map, size=size, mode="bilinear", align_corners=False, antialias=shrink
     )
+
+
+# Gradient-magnitude similarity (Xue, Zhang, Mou, Bovik 2014, GMSD, doi:10.1109/TIP.2013.2293423) and
+# its multi-scale form used by RIAD (Zavrtanik, Kristan, Skočaj 2021, doi:10.1016/j.patcog.2020.107706).
+_GMS_C = 170 / 255**2  # GMSD's c = 170 for 8-bit values, ~0.0026 for values in [0, 1]
+
+
+def _gradient_magnitude(grey: Tensor) -> Tensor:
+    """(B, 1, H, W) -> (B, 1, H, W) magnitude of the Prewitt gradient (kernels divided by 3),
+    borders replicated (as ``scipy.ndimage.prewitt(mode='nearest')``)."""
+    kx = torch.tensor([[1.0, 0.0, -1.0]] * 3, dtype=grey.dtype, device=grey.device) / 3
+    kernels = torch.stack([kx, kx.T])[:, None]  # (2, 1, 3, 3)
+    g = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), kernels)  # (B, 2, H, W)
+    return g.pow(2).sum(dim=1, keepdim=True).sqrt()
+
+
+def gradient_magnitude_similarity_map(image_true: Tensor, image_test: Tensor, *, c: float = _GMS_C) -> Tensor:
+    """Gradient-magnitude similarity (GMS) of Xue et al. (2014), doi:10.1109/TIP.2013.2293423.
+
+    ``image_true``, ``image_test``: ``(B, C, H, W)`` float in [0, 1], same shape; channels are
+    averaged to grey first. Gradients are Prewitt (each kernel divided by 3) with replicated
+    borders. ``GMS = (2 m_t m_r + c) / (m_t**2 + m_r**2 + c)`` with ``c = 170 / 255**2`` (GMSD's 170
+    on the 8-bit scale; RIAD rounds it to 0.0026). Returns ``(B, 1, H, W)``, same dtype, in (0, 1], 1 where the gradients agree.
+    """
+    _check_4d(image_true, "image_true")
+    _check_4d(image_test, "image_test")
+    if image_true.shape != image_test.shape:
+        raise ValueError(
+            f"image_true and image_test must have the same shape, got {tuple(image_true.shape)} "
+            f"and {tuple(image_test.shape)}; resize the reconstruction to the image first"
+        )
+    if not c > 0:
+        raise ValueError(f"c must be > 0, got {c}")
+    mt = _gradient_magnitude(image_true.mean(dim=1, keepdim=True))
+    mr = _gradient_magnitude(image_test.mean(dim=1, keepdim=True))
+    return (2 * mt * mr + c) / (mt * mt + mr * mr + c)
+
+
+def msgms_map(image_true: Tensor, image_test: Tensor, *, scales: int = 4, c: float = _GMS_C) -> Tensor:
+    """Multi-scale GMS (MSGMS) of RIAD, Zavrtanik et al. (2021), doi:10.1016/j.patcog.2020.107706.
+
+    The mean over ``scales`` levels of :func:`gradient_magnitude_similarity_map`, level ``s``
+    computed on both images average-pooled ``s`` times by 2x2 (odd sizes floored) and bilinearly
+    upsampled back to ``(H, W)`` (``align_corners=False``). ``image_true``, ``image_test``:
+    ``(B, C, H, W)`` float in [0, 1] with ``min(H, W) >= 2**(scales - 1)``. Returns ``(B, 1, H, W)``,
+    same dtype, in (0, 1], 1 where the images agree; ``1 - msgms_map`` is RIAD's anomaly map (before
+    smoothing) and ``1 - mean`` its training loss.
+    """
+    _check_4d(image_true, "image_true")
+    if int(scales) != scales or scales < 1:
+        raise ValueError(f"scales must be a positive integer, got {scales!r}")
+    size = tuple(image_true.shape[-2:])
+    if min(size) < 2 ** (scales - 1):
+        raise ValueError(
+            f"images of size {size} are too small for {scales} scales (each halves the size); "
+            f"use at most {max(1, min(size).bit_length())} scales or larger images"
+        )
+    total = torch.zeros_like(image_true[:, :1])
+    a, b = image_true, image_test
+    for s in range(int(scales)):
+        if s > 0:
+            a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
+        gms = gradient_magnitude_similarity_map(a, b, c=c)
+        total = total + (gms if s == 0 else F.interpolate(gms, size=size, mode="bilinear", align_corners=False))
+    return total / scales

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import lightning as L
 import numpy as np
@@ -18,6 +19,10 @@ from anomaly.config import ModelConfig, TrainConfig
 from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, load_samples
 from anomaly.detector import preprocess, score_images
 from anomaly.models import build_model
+
+if TYPE_CHECKING:
+    from anomaly.evaluation import MetricReport
+    from anomaly.tracking import Registration
 
 SAMPLE_MANIFEST = files("anomaly") / "sample" / "manifest.csv"
 
@@ -31,6 +36,8 @@ class TrainResult:
     val_samples: list[Sample]
     train_seconds: float
     epoch_losses: list[dict[str, float]]  # per epoch, the logged train/ and val/ means
+    report: MetricReport | None = None  # test-split metrics (tracked runs with a test split)
+    registration: Registration | None = None  # MLflow run and registered model version (tracked runs)
 
 
 def score_samples(model: torch.nn.Module, config: ModelConfig, samples: Sequence[Sample],
@@ -56,16 +63,40 @@ def calibrate_model(model: torch.nn.Module, config: ModelConfig, normals: Sequen
 class EpochLosses(L.Callback):
     """Keeps the per-epoch means Lightning logged, for the result and for MLflow."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_epoch: Callable[..., None] | None = None) -> None:
         self.history: list[dict[str, float]] = []
+        self.on_epoch = on_epoch  # called as on_epoch(values, step=epoch), e.g. tracking.log_metrics
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.history.append({k: float(v) for k, v in trainer.callback_metrics.items() if "/" in k})
+        if self.on_epoch:
+            self.on_epoch(self.history[-1], step=trainer.current_epoch)
 
 
 def train(config: TrainConfig, *, logger: Any = False, progress: bool = True) -> TrainResult:
-    """Train `config.model` on the normal training images of `config.data` and write a bundle to `config.out`."""
+    """Train `config.model` on the normal training images of `config.data` and write a bundle to `config.out`.
+
+    With `config.tracking` the whole training is one MLflow run (see `anomaly.tracking`): params,
+    per-epoch losses, calibration, test metrics and plots, and the bundle as a registered model."""
     samples = load_samples(config.data or str(SAMPLE_MANIFEST))
+    if not config.tracking:
+        return _fit(config, samples, logger=logger, progress=progress)
+    from anomaly import tracking
+    from anomaly.run_logging import log_training
+
+    experiment = config.experiment or tracking.default_experiment(config.data)
+    fingerprint = tracking.dataset_fingerprint(samples)
+    tags = {"anomaly.kind": "train", "dataset.fingerprint": fingerprint,
+            "dataset.path": config.data or "bundled MTD sample"}
+    with tracking.start_run(experiment, f"train-{config.model}", tags) as run_id:
+        tracking.log_params(dataclasses.asdict(config))
+        result = _fit(config, samples, logger=logger, progress=progress, on_epoch=tracking.log_metrics)
+        return log_training(config, result, run_id=run_id, experiment=experiment, fingerprint=fingerprint)
+
+
+def _fit(config: TrainConfig, samples: list[Sample], *, logger: Any, progress: bool,
+         on_epoch: Callable[..., None] | None = None) -> TrainResult:
+    """Fit, calibrate on the held-out normals, save the bundle (no MLflow here)."""
     train_normals = [s for s in samples if s.split == "train" and s.label == 0]
     channels = config.channels or guess_channels([s.image for s in train_normals])
     model_config = config.model_config(channels)
@@ -74,7 +105,7 @@ def train(config: TrainConfig, *, logger: Any = False, progress: bool = True) ->
                                    val_fraction=config.val_fraction, seed=config.seed,
                                    num_workers=config.num_workers)
     model = build_model(model_config)
-    losses = EpochLosses()
+    losses = EpochLosses(on_epoch)
     callbacks: list[L.Callback] = [losses]
     if progress:
         callbacks.append(L.pytorch.callbacks.RichProgressBar())

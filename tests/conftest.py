@@ -15,6 +15,16 @@ TINY = dict(model="ssim-ae", image_size=(64, 64), epochs=4, width=8, latent_dim=
             accelerator="cpu", tracking=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory):
+    """Every MLflow write of the session (in-process or in `anomaly` subprocesses, which inherit the
+    environment) goes to a temporary SQLite store, never to mlflow.db / mlruns/ in the repo."""
+    store = tmp_path_factory.mktemp("mlflow")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
+        yield store
+
+
 @pytest.fixture(scope="session")
 def sample_rows() -> list[dict[str, str]]:
     with open(SAMPLE_MANIFEST) as f:

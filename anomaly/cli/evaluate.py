@@ -8,7 +8,8 @@ import typer
 from anomaly.cli.app import app, console, fail
 
 
-def run_evaluation(model_uri: str, data: str, split: str, batch_size: int, progress: bool = True):
+def run_evaluation(model_uri: str, data: str, split: str, batch_size: int, progress: bool = True,
+                   backend: str = "torch"):
     """Load the model, score `split` of `data`, return the report (shared by train and evaluate)."""
     from rich.progress import Progress
 
@@ -16,7 +17,7 @@ def run_evaluation(model_uri: str, data: str, split: str, batch_size: int, progr
     from anomaly.detector import Detector
     from anomaly.evaluation import evaluate
 
-    detector = Detector.load(model_uri)
+    detector = Detector.load(model_uri, backend=backend)
     samples = [s for s in load_samples(data) if s.split == split]
     if not samples:
         fail(f"{data} has no images in split {split!r}; use --split to choose another")
@@ -34,13 +35,16 @@ def evaluate(
     split: Annotated[str, typer.Option(help="which split to score")] = "test",
     batch_size: Annotated[int, typer.Option(help="images per inference batch")] = 16,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of a table")] = False,
+    backend: Annotated[str, typer.Option(help="torch, or onnxruntime (a bundle is exported at load; an "
+                                               "`anomaly export` folder is run as is)")] = "torch",
 ) -> None:
     """Image AUROC, pixel AUROC, AUPRO (FPR <= 0.3) and F1 at the calibrated threshold, per defect type."""
     from anomaly.cli.report import report_table
     from anomaly.training import SAMPLE_MANIFEST
 
     try:
-        report = run_evaluation(model, data or str(SAMPLE_MANIFEST), split, batch_size, progress=not as_json)
+        report = run_evaluation(model, data or str(SAMPLE_MANIFEST), split, batch_size, progress=not as_json,
+                                backend=backend)
     except (ValueError, FileNotFoundError) as error:
         fail(str(error))
     if as_json:

@@ -10,6 +10,19 @@ from anomaly.cli.app import app, console, fail
 Opt = typer.Option
 
 
+def parse_options(pairs: list[str]) -> dict:
+    """["noise_std=0.1", "masks=[8, 16]"] -> {"noise_std": 0.1, "masks": [8, 16]} (values parsed as YAML)."""
+    import yaml
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option expects KEY=VALUE, got {pair!r}")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
 @app.command()
 def train(
     config: Annotated[Optional[Path], Opt(help="YAML file with any of the keys below (CLI options win)")] = None,
@@ -34,7 +47,17 @@ def train(
     pixel_fpr: Annotated[Optional[float], Opt(help="target false-positive rate on normal pixels")] = None,
     val_fraction: Annotated[Optional[float], Opt(help="normal images held out for calibration")] = None,
     num_workers: Annotated[Optional[int], Opt(help="data-loading worker processes")] = None,
+    option: Annotated[Optional[list[str]], Opt(help="model-specific hyperparameter KEY=VALUE (YAML value), "
+                                                    "repeatable, e.g. --option noise_std=0.1")] = None,
     evaluate: Annotated[bool, Opt(help="score the test split afterwards when there is one")] = True,
+    tracking: Annotated[Optional[bool], Opt("--tracking/--no-tracking",
+                                            help="log the run and register the model in MLflow "
+                                                 "(default: on)")] = None,
+    experiment: Annotated[Optional[str], Opt(help="MLflow experiment (default: the dataset's name)")] = None,
+    register_as: Annotated[Optional[str], Opt(help="registered model name (default: the experiment)")] = None,
+    promote: Annotated[Optional[bool], Opt("--promote", help="move the 'champion' alias to this version "
+                                                             "(without it: only if it beats the champion's "
+                                                             "test image AUROC on the same data)")] = None,
 ) -> None:
     """Train on normal images, calibrate thresholds on held-out normals, write a model bundle."""
     from anomaly.cli.evaluate import run_evaluation
@@ -48,7 +71,9 @@ def train(
                            epochs=epochs, batch_size=batch_size, seed=seed, accelerator=accelerator, lr=lr,
                            width=width, depth=depth, latent_dim=latent_dim, beta=beta, residual=residual,
                            score_reduction=score_reduction, fpr=fpr, pixel_fpr=pixel_fpr,
-                           val_fraction=val_fraction, num_workers=num_workers)
+                           val_fraction=val_fraction, num_workers=num_workers,
+                           options={**base.options, **parse_options(option)} if option else None,
+                           tracking=tracking, experiment=experiment, register_as=register_as, promote=promote)
         result = run_training(cfg)
     except (ValueError, FileNotFoundError) as error:
         fail(str(error))
@@ -56,7 +81,12 @@ def train(
     console.print(f"[bold green]trained[/] {cfg.model} in {result.train_seconds:.1f} s · image threshold "
                   f"{cal.image_threshold:.4g} ({cal.method}, {cal.n_images} normals, target FPR {cal.target_fpr})")
     if evaluate and any(s.split == "test" for s in result.samples):
-        report = run_evaluation(str(result.bundle_path), cfg.data or str(SAMPLE_MANIFEST), "test", cfg.batch_size)
+        report = result.report or run_evaluation(str(result.bundle_path), cfg.data or str(SAMPLE_MANIFEST), "test",
+                                                 cfg.batch_size)
         console.print(report_table(report, title=f"{cfg.model} on the test split"))
+    if (r := result.registration) is not None:
+        console.print(f"MLflow run [bold]{r.run_id}[/] in experiment {r.experiment!r} ({r.tracking_uri}) · "
+                      f"model [bold]models:/{r.name}/{r.version}[/] · champion: "
+                      f"{'yes' if r.promoted else 'no'} ({r.reason}) · browse with `anomaly ui`")
     console.print(f"model bundle: [bold]{result.bundle_path}[/]  (score with "
                   f"`anomaly evaluate --model {result.bundle_path}`)")

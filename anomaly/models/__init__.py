@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from anomaly.config import ModelConfig
 
 # Importing the classes lazily keeps `import anomaly.config` free of torch/lightning.
@@ -9,8 +11,16 @@ MODEL_CLASSES = {
     "ae": "anomaly.models.ae.lightning_model:AutoencoderModel",
     "ssim-ae": "anomaly.models.ae.lightning_model:AutoencoderModel",
     "vae": "anomaly.models.vae.lightning_model:VAEModel",
+    "dae": "anomaly.models.dae.lightning_model:DenoisingAutoencoderModel",
+    "inpaint": "anomaly.models.inpaint.lightning_model:InpaintingModel",
+    "twodec": "anomaly.models.twodec.lightning_model:TwoDecoderModel",
+    "ganomaly": "anomaly.models.ganomaly.lightning_model:GanomalyModel",
+    "draem": "anomaly.models.draem.lightning_model:DraemModel",
 }
-DEFAULT_RESIDUALS = {"ae": "l2", "ssim-ae": "ssim", "vae": "l2"}
+# "segmentation" is draem's own map (defect probability from its segmentation network).
+# "msgms" is inpaint's own map (multi-scale gradient-magnitude similarity, anomaly.scoring.msgms_map).
+DEFAULT_RESIDUALS = {"ae": "l2", "ssim-ae": "ssim", "vae": "l2", "dae": "ssim", "inpaint": "msgms",
+                     "twodec": "l2", "ganomaly": "l2", "draem": "segmentation"}
 
 
 def build_model(config: ModelConfig):
@@ -21,3 +31,12 @@ def build_model(config: ModelConfig):
 
     module_name, class_name = MODEL_CLASSES[config.name].split(":")
     return getattr(importlib.import_module(module_name), class_name)(config)
+
+
+def model_options(config: ModelConfig, defaults: dict[str, Any]) -> dict[str, Any]:
+    """`config.options` over a model's `defaults`; raises ValueError naming options it does not know."""
+    unknown = set(config.options) - set(defaults)
+    if unknown:
+        raise ValueError(f"unknown option(s) {sorted(unknown)} for model {config.name!r}; "
+                         f"it takes {', '.join(f'{k}={v!r}' for k, v in defaults.items())}")
+    return {**defaults, **config.options}

@@ -1,0 +1,132 @@
+"""What a training or calibration run puts in MLflow, so that it can be reviewed in the UI alone.
+
+Metrics: `train/*`, `val/*` per epoch (logged by the training loop), `calibration/*` (thresholds and
+normal-score statistics), `test/*` (image/pixel AUROC, AUPRO, F1; `test/<defect>/*` per defect).
+Artifacts: `calibration.json`, `evaluation.json`, `plots/score_histogram.png`, `plots/roc.png`,
+`plots/examples.png` (input / reconstruction / heatmap of the highest-scoring normal and anomalous
+test images), `examples/*.png` (the heatmap overlays alone) and the pyfunc model `model/`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+import torch
+
+from anomaly import tracking
+from anomaly.bundle import load_bundle
+from anomaly.calibration import Calibration
+from anomaly.data import Sample
+from anomaly.detector import Detector, preprocess, score_images
+from anomaly.plots import example_grid, roc_figure, score_histogram
+from anomaly.visualize import overlay
+
+if TYPE_CHECKING:
+    from anomaly.config import TrainConfig
+    from anomaly.evaluation import MetricReport
+    from anomaly.training import TrainResult
+
+
+def log_calibration(calibration: Calibration) -> None:
+    """Thresholds and normal-score statistics as `calibration/*` metrics and `calibration.json`."""
+    tracking.log_metrics({f"calibration/{k}": v for k, v in calibration.to_dict().items()})
+    tracking.log_dict(calibration.to_dict(), "calibration.json")
+    tracking.set_tags({"calibration.method": calibration.method})
+
+
+def report_metrics(report: MetricReport) -> dict[str, float | None]:
+    """`test/<metric>` overall and `test/<defect>/<metric>` per defect type."""
+    keys = ("image_auroc", "pixel_auroc", "aupro", "f1", "f1_optimal", "f1_optimal_threshold", "images_per_second")
+    values = {f"test/{k}": getattr(report, k) for k in keys}
+    for defect, metrics in report.per_defect.items():
+        values.update({f"test/{defect}/{k}": v for k, v in metrics.items() if k != "n"})
+    return values
+
+
+def _example_rows(detector: Detector, samples: Sequence[Sample], scores: np.ndarray) -> list[tuple]:
+    """(title, input, reconstruction, overlay) at model resolution for the top normal and anomalous image."""
+    rows = []
+    for label, kind in ((0, "normal"), (1, "anomalous")):
+        candidates = [i for i, s in enumerate(samples) if s.label == label]
+        if not candidates:
+            continue
+        top = max(candidates, key=lambda i: scores[i])
+        batch = preprocess([detector.decode(samples[top].image)], detector.config.image_size).to(detector.device)
+        _, maps = score_images(detector.model, detector.config, batch)
+        with torch.inference_mode():
+            reconstruction = detector.model(batch)[0].cpu().numpy()
+        image = batch[0].cpu().numpy()
+        heat = overlay(image, detector.calibration.heatmap_scale(maps[0, 0].cpu().numpy()))
+        tracking.log_image(heat, f"examples/top_{kind}_heatmap.png")
+        rows.append((f"top {kind}: {Path(str(samples[top].image)).name}\nscore {scores[top]:.4g}",
+                     image, reconstruction, heat))
+    return rows
+
+
+def log_plots(detector: Detector, samples: Sequence[Sample], scores: np.ndarray,
+              report: MetricReport | None, thresholds: dict[str, float]) -> None:
+    """Score histogram (normals vs anomalies, threshold lines), ROC when both labels, example grid."""
+    labels = np.array([s.label for s in samples])
+    tracking.log_figure(score_histogram(scores[labels == 0], scores[labels == 1], thresholds),
+                        "plots/score_histogram.png")
+    if report is not None and report.image_auroc is not None:
+        tracking.log_figure(roc_figure(labels, scores, detector.calibration.image_threshold, report.image_auroc),
+                            "plots/roc.png")
+    tracking.log_figure(example_grid(_example_rows(detector, samples, scores)), "plots/examples.png")
+
+
+def register(bundle: Path, example: Sample, *, name: str, experiment: str, run_id: str, promote: bool,
+             criterion: float | None, fingerprint: str) -> tracking.Registration:
+    """Log the bundle as the run's model, register it under `name`, apply the promotion rule."""
+    version = tracking.log_bundle(bundle, name, Path(example.image).read_bytes())
+    promoted, reason = tracking.promote(name, version, force=promote, criterion=criterion, fingerprint=fingerprint)
+    tracking.set_tags({"registered_model": f"{name}/{version}", "champion": "yes" if promoted else "no"})
+    return tracking.Registration(run_id, experiment, name, version, promoted, reason, tracking.tracking_uri())
+
+
+def describe(calibration: Calibration, report: MetricReport | None, registration: tracking.Registration,
+             extra: str = "") -> None:
+    """The run's description (the note at the top of its page in the UI)."""
+    c = calibration
+    lines = [f"**Image threshold {c.image_threshold:.5g}** ({c.method} on {c.n_images} normal images, target FPR "
+             f"{c.target_fpr}); pixel threshold {c.pixel_threshold:.5g}. Normal scores: mean {c.score_mean:.4g}, "
+             f"std {c.score_std:.3g}, max {c.score_max:.4g}.", extra]
+    if report is not None:
+        def fmt(v: Any) -> str:
+            return "n/a" if v is None else f"{v:.3f}"
+        lines.append(f"Test split: image AUROC {fmt(report.image_auroc)}, pixel AUROC {fmt(report.pixel_auroc)}, "
+                     f"AUPRO {fmt(report.aupro)}, F1 at the threshold {fmt(report.f1)} "
+                     f"({report.n_normal} normal, {report.n_anomalous} anomalous).")
+    r = registration
+    lines.append(f"Model `models:/{r.name}/{r.version}`; champion: {'yes' if r.promoted else 'no'} ({r.reason}).")
+    lines.append("Plots and calibration.json are under Artifacts.")
+    tracking.set_tags({"mlflow.note.content": "\n\n".join(line for line in lines if line)})
+
+
+def log_training(config: TrainConfig, result: TrainResult, *, run_id: str, experiment: str,
+                 fingerprint: str) -> TrainResult:
+    """Everything after the fit: calibration, test metrics and plots, the registered model."""
+    from anomaly.evaluation import evaluate
+
+    tracking.log_params(result.model_config.to_dict(), prefix="model.")
+    log_calibration(result.calibration)
+    detector = Detector(load_bundle(result.bundle_path), source=str(result.bundle_path))
+    test = [s for s in result.samples if s.split == "test"]
+    report = None
+    if test:
+        report, predictions = evaluate(detector, test, batch_size=config.batch_size)
+        tracking.log_metrics(report_metrics(report))
+        tracking.log_dict(report.to_dict(), "evaluation.json")
+        shown, scores = test, np.array([p.score for p in predictions])
+    else:  # no labels: the held-out normals alone
+        shown = result.val_samples
+        scores = np.array([p.score for p in detector.predict([s.image for s in shown], batch_size=config.batch_size)])
+    log_plots(detector, shown, scores, report, {"image threshold": result.calibration.image_threshold})
+    registration = register(result.bundle_path, result.val_samples[0], name=config.register_as or experiment,
+                            experiment=experiment, run_id=run_id, promote=config.promote,
+                            criterion=report.image_auroc if report else None, fingerprint=fingerprint)
+    describe(result.calibration, report, registration)
+    return dataclasses.replace(result, report=report, registration=registration)

@@ -1,0 +1,89 @@
+"""Synthetic defects from normal images alone, for self-supervised training (DRAEM-style).
+
+Masks are thresholded Perlin noise at random scales (Zavrtanik et al. 2021, DRAEM,
+doi:10.1109/ICCV48922.2021.00822). No texture dataset ships with the product, so the defect
+content is either another normal image of the batch (flipped, rotated, brightness-shifted; as
+NSA, Schlüter et al. 2022, arXiv:2109.15222, does without Poisson blending) or procedural Perlin
+texture. Everything is batched torch on the input's device, driven by an explicit generator.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator, device: torch.device) -> Tensor:
+    return low + (high - low) * torch.rand(n, generator=generator, device=device)
+
+
+def perlin_noise(shape: tuple[int, int], cells: tuple[int, int], *, generator: torch.Generator,
+                 device: torch.device | str = "cpu", n: int | None = None) -> Tensor:
+    """2-D Perlin gradient noise (Perlin 2002, doi:10.1145/566654.566636), (H, W) float32 in about [-1, 1],
+    or (n, H, W) independent fields when `n` is given.
+
+    `cells` = (rows, cols) of the gradient lattice; larger = finer blobs. Any `shape` works.
+    """
+    (h, w), (ry, rx) = shape, cells
+    angles = 2 * math.pi * torch.rand(n or 1, ry + 1, rx + 1, generator=generator, device=device)
+    gradients = torch.stack([torch.cos(angles), torch.sin(angles)], dim=-1)  # (n, ry+1, rx+1, 2)
+    y = torch.linspace(0, ry, h + 1, device=device)[:-1]
+    x = torch.linspace(0, rx, w + 1, device=device)[:-1]
+    yy, xx = torch.meshgrid(y, x, indexing="ij")
+    y0, x0 = yy.floor().long(), xx.floor().long()
+    fy, fx = yy - y0, xx - x0  # position inside the cell, (H, W) in [0, 1)
+
+    def corner(dy: int, dx: int) -> Tensor:
+        g = gradients[:, y0 + dy, x0 + dx]  # (n, H, W, 2)
+        return g[..., 0] * (fy - dy) + g[..., 1] * (fx - dx)
+
+    fade = lambda t: t * t * t * (t * (t * 6 - 15) + 10)  # noqa: E731  (Perlin's quintic)
+    uy, ux = fade(fy), fade(fx)
+    top = torch.lerp(corner(0, 0), corner(0, 1), ux)
+    bottom = torch.lerp(corner(1, 0), corner(1, 1), ux)
+    noise = math.sqrt(2) * torch.lerp(top, bottom, uy)  # (n, H, W)
+    return noise if n else noise[0]
+
+
+def perlin_mask(shape: tuple[int, int], *, generator: torch.Generator, device: torch.device | str = "cpu",
+                min_scale: int = 0, max_scale: int = 5, threshold: float = 0.5) -> Tensor:
+    """One non-empty blob mask (H, W) float32 in {0, 1}: Perlin noise at 2**a x 2**b cells, thresholded."""
+    for _ in range(20):
+        a, b = torch.randint(min_scale, max_scale + 1, (2,), generator=generator).tolist()
+        mask = (perlin_noise(shape, (2**a, 2**b), generator=generator, device=device) > threshold).float()
+        if mask.any():
+            return mask
+    return mask
+
+
+def synthesize(images: Tensor, *, generator: torch.Generator, p_defect: float = 0.5,
+               opacity: tuple[float, float] = (0.3, 1.0)) -> tuple[Tensor, Tensor]:
+    """Paint synthetic defects into a batch of normal images.
+
+    images: (B, C, H, W) float32 in [0, 1]. Returns (defective images (B, C, H, W) in [0, 1],
+    masks (B, 1, H, W) in {0, 1}); an image left clean (probability 1 - p_defect) has an empty mask.
+    Inside a mask, the image is blended with a defect source at a random opacity; outside, pixels
+    are untouched.
+    """
+    b, c, h, w = images.shape
+    device = images.device
+    has_defect = torch.rand(b, generator=generator, device=device) < p_defect
+    masks = torch.zeros(b, 1, h, w, device=device)
+    for i in torch.nonzero(has_defect).flatten().tolist():
+        masks[i, 0] = perlin_mask((h, w), generator=generator, device=device)
+    # source A: another image of the batch, randomly flipped/rotated and brightness-shifted
+    other = images.roll(1, dims=0)
+    if h == w:
+        other = torch.rot90(other, int(torch.randint(4, (1,), generator=generator)), dims=(2, 3))
+    if torch.rand(1, generator=generator).item() < 0.5:
+        other = other.flip(3)
+    other = other + _uniform(b, -0.3, 0.3, generator, device).view(b, 1, 1, 1)
+    # source B: procedural texture around a random grey level
+    texture = perlin_noise((h, w), (8, 8), generator=generator, device=device, n=b)  # (B, H, W)
+    texture = _uniform(b, 0.0, 1.0, generator, device).view(b, 1, 1) + 0.3 * texture
+    use_texture = (torch.rand(b, generator=generator, device=device) < 0.5).view(b, 1, 1, 1)
+    source = torch.where(use_texture, texture[:, None].expand(b, c, h, w), other).clamp(0, 1)
+    alpha = _uniform(b, *opacity, generator, device).view(b, 1, 1, 1) * masks
+    return images * (1 - alpha) + source * alpha, masks

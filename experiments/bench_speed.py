@@ -1,0 +1,145 @@
+"""Inference speed per model and backend against this machine's matrix-multiply peak.
+
+    python experiments/bench_speed.py                      # every model in anomaly.models.MODEL_CLASSES
+    python experiments/bench_speed.py --models ssim-ae --repeats 5
+
+For each model at its default settings (256x256, 1 channel, width 16, depth 4; untrained weights,
+seeded: speed does not depend on their values): forward GFLOPs per image of `anomaly_map` (counted by
+torch.utils.flop_counter, convolutions and matmuls, so the dense blur matrices count in full), images/s
+of the scoring step (preprocessed batch -> maps + scores, `Detector.score_batch`) at batch 1 and 16
+for the torch and onnxruntime backends (best of --repeats), and the achieved GFLOP/s as a fraction of
+the fp32 matmul peak measured in the same run (2048x2048 torch.matmul, all cores, best of 10, taken
+before and after the models; the higher is used). Then the torch variants tried for the default model
+(threads, channels-last). Writes the `speed` section of experiments/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).parent))
+from results_md import write_section  # noqa: E402
+
+from anomaly.config import TrainConfig
+from anomaly.detector import score_images
+from anomaly.export import OnnxScorer, onnx_bytes
+from anomaly.models import MODEL_CLASSES, build_model
+
+BATCHES = (1, 16)
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+    """Best fp32 GFLOP/s of an n x n matmul on all cores (torch's default thread count)."""
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    a @ b
+    best = min(_seconds(lambda: a @ b) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def _seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def images_per_second(fn: Callable[[torch.Tensor], object], batch: torch.Tensor, repeats: int,
+                      budget_s: float = 20.0) -> float:
+    """Best of `repeats` timed calls after one warm-up, stopping early once `budget_s` is spent."""
+    fn(batch)
+    best, spent = float("inf"), 0.0
+    for _ in range(repeats):
+        seconds = _seconds(lambda: fn(batch))
+        best, spent = min(best, seconds), spent + seconds
+        if spent > budget_s:
+            break
+    return len(batch) / best
+
+
+def gflops_per_image(model: torch.nn.Module, config) -> float:
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model.anomaly_map(torch.rand(1, config.channels, *config.image_size))
+    return counter.get_total_flops() / 1e9
+
+
+def bench_model(name: str, repeats: int) -> dict:
+    torch.manual_seed(0)
+    config = TrainConfig(model=name).model_config(channels=1)
+    model = build_model(config).eval()
+    gflops = gflops_per_image(model, config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        onnx = OnnxScorer(onnx_bytes(model, config))
+    backends = {"torch": lambda x: score_images(model, config, x), "onnxruntime": onnx}
+    rates = {(backend, b): images_per_second(fn, torch.rand(b, config.channels, *config.image_size), repeats)
+             for backend, fn in backends.items() for b in BATCHES}
+    return {"name": name, "gflops": gflops, "rates": rates, "config": config, "model": model}
+
+
+def torch_variants(model: torch.nn.Module, config, repeats: int) -> list[tuple[str, dict[int, float]]]:
+    """Scoring-step images/s of the default model under the options tried for the torch path."""
+    threads = torch.get_num_threads()
+    channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    variants = {
+        f"as shipped (inference_mode, {threads} threads, contiguous)": (threads, model, False),
+        "1 thread": (1, model, False),
+        f"channels-last weights and input, {threads} threads": (threads, channels_last, True),
+    }
+    rows = []
+    for label, (n, net, cl) in variants.items():
+        torch.set_num_threads(n)
+        memory = torch.channels_last if cl else torch.contiguous_format
+        rows.append((label, {b: images_per_second(lambda x: score_images(net, config, x.contiguous(memory_format=memory)),
+                                                  torch.rand(b, config.channels, *config.image_size), repeats)
+                             for b in BATCHES}))
+    torch.set_num_threads(threads)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=",".join(MODEL_CLASSES), help="comma-separated model names")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (best is kept)")
+    args = parser.parse_args()
+    peaks = [matmul_peak()]
+    print(f"matmul peak {peaks[0]:.1f} GFLOP/s", flush=True)
+    results = []
+    for name in args.models.split(","):
+        results.append(bench_model(name, args.repeats))
+        r = results[-1]
+        print(name, f"{r['gflops']:.2f} GFLOP/img", {f"{k[0]}@{k[1]}": round(v, 1) for k, v in r["rates"].items()},
+              flush=True)
+    default = next((r for r in results if r["name"] == TrainConfig().model), results[0])
+    variants = torch_variants(default["model"], default["config"], args.repeats)
+    for label, rates in variants:
+        print(label, rates, flush=True)
+    peaks.append(matmul_peak())
+    peak = max(peaks)
+
+    lines = [f"fp32 matmul peak (2048x2048, {torch.get_num_threads()} threads, best of 10): "
+             f"{peaks[0]:.1f} GFLOP/s before the models, {peaks[1]:.1f} after; {peak:.1f} used below.",
+             "Scoring step only (preprocessed batch -> anomaly maps + scores); best of "
+             f"{args.repeats}. GFLOP/s = GFLOPs per image x images/s.", "",
+             "| model | GFLOPs / image | backend | img/s batch 1 | img/s batch 16 | GFLOP/s batch 16 | % of peak |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        for backend in ("torch", "onnxruntime"):
+            achieved = r["gflops"] * r["rates"][(backend, 16)]
+            lines.append(f"| {r['name']} | {r['gflops']:.2f} | {backend} | {r['rates'][(backend, 1)]:.1f} | "
+                         f"{r['rates'][(backend, 16)]:.1f} | {achieved:.1f} | {100 * achieved / peak:.0f}% |")
+    lines += ["", f"Torch options tried on the default model ({default['name']}):", "",
+              "| torch path | img/s batch 1 | img/s batch 16 |", "|---|---|---|"]
+    lines += [f"| {label} | {rates[1]:.1f} | {rates[16]:.1f} |" for label, rates in variants]
+    write_section("speed", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The FastAPI scoring service: `create_app()` builds it, `anomaly serve` runs it (see docs/service.md)."""

@@ -1,0 +1,89 @@
+"""From uploaded files to results: decode (thread pool), score (micro-batch), render (thread pool).
+
+Each file is decoded on its own; a file that cannot be decoded becomes a per-file error while the
+others are scored. Only when no file could be used at all does the request fail as a whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import numpy as np
+from fastapi import UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from anomaly.data import ImageDecodeError, decode_image
+from anomaly.detector import Detector, Prediction
+from anomaly.visualize import encode_png
+from service.errors import ServiceError, decode_error
+from service.model import ModelService, version_label
+from service.schemas import HeatmapFormat, HeatmapPublic, ImageResultPublic, RegionPublic
+
+
+def filename_of(upload: UploadFile, index: int) -> str:
+    return upload.filename or f"upload-{index}"
+
+
+async def decode_upload(service: ModelService, detector: Detector, upload: UploadFile,
+                        index: int) -> np.ndarray | ServiceError:
+    """(C, H, W) float32 in [0, 1] at the model's channel count, or the error naming the problem."""
+    name = filename_of(upload, index)
+    data = await upload.read()
+    try:
+        return await run_in_threadpool(decode_image, data, detector.config.channels, name=name,
+                                       max_pixels=service.settings.max_pixels)
+    except ImageDecodeError as error:
+        service.metrics.image_errors.labels(decode_error(error).error.code).inc()
+        return decode_error(error, name)
+
+
+def render_heatmap(detector: Detector, array: np.ndarray, prediction: Prediction,
+                   fmt: HeatmapFormat) -> HeatmapPublic:
+    """The overlay as PNG on the calibrated colour scale, or the raw float32 map, base64-encoded."""
+    height, width = prediction.anomaly_map.shape
+    if fmt is HeatmapFormat.png:
+        data, media_type = encode_png(detector.heatmap(array, prediction)), "image/png"
+    else:
+        data, media_type = prediction.anomaly_map.astype("<f4").tobytes(), "application/octet-stream"
+    return HeatmapPublic(format=fmt, media_type=media_type, width=width, height=height,
+                         data=base64.b64encode(data).decode())
+
+
+async def score_uploads(service: ModelService, uploads: list[UploadFile], *, threshold: float | None,
+                        heatmap: HeatmapFormat, regions: bool) -> tuple[Detector, list[ImageResultPublic]]:
+    """Score every upload with one model (a reload mid-request does not mix versions)."""
+    detector = service.detector
+    with service.batcher.incoming(len(uploads)):
+        decoded = await asyncio.gather(*(decode_upload(service, detector, u, i) for i, u in enumerate(uploads)))
+    good = [(i, a) for i, a in enumerate(decoded) if isinstance(a, np.ndarray)]
+    if not good:
+        raise decoded[0]  # nothing usable: the request fails with the first file's error
+    predictions = await service.batcher.submit(detector, [a for _, a in good], threshold)
+    results: list[ImageResultPublic] = [
+        ImageResultPublic(filename=filename_of(u, i), error=d.error) if isinstance(d, ServiceError) else None
+        for i, (u, d) in enumerate(zip(uploads, decoded))]
+    version = version_label(detector)
+    for (i, array), p in zip(good, predictions):
+        service.metrics.observe_prediction(version, p.normalised_score, p.is_anomalous)
+        rendered = None
+        if heatmap is not HeatmapFormat.none:
+            rendered = await run_in_threadpool(render_heatmap, detector, array, p, heatmap)
+        results[i] = ImageResultPublic(
+            filename=filename_of(uploads[i], i), width=array.shape[2], height=array.shape[1], score=p.score,
+            normalised_score=p.normalised_score, threshold=p.threshold, is_anomalous=p.is_anomalous,
+            regions=[RegionPublic(bbox=r.bbox, area=r.area, peak=r.peak) for r in p.regions] if regions else None,
+            heatmap=rendered)
+    return detector, results
+
+
+async def overlay_png(service: ModelService, upload: UploadFile) -> bytes:
+    """One upload -> PNG overlay at the image's own resolution, on the calibrated colour scale."""
+    detector = service.detector
+    with service.batcher.incoming(1):
+        array = await decode_upload(service, detector, upload, 0)
+    if isinstance(array, ServiceError):
+        raise array
+    [prediction] = await service.batcher.submit(detector, [array])
+    service.metrics.observe_prediction(version_label(detector), prediction.normalised_score, prediction.is_anomalous)
+    return await run_in_threadpool(lambda: encode_png(detector.heatmap(array, prediction)))

@@ -1,0 +1,168 @@
+"""The served model: loaded once in the lifespan, warmed up, reloaded on request or by polling.
+
+A reload loads and warms the new model beside the old one and swaps them in one assignment, so
+requests in flight finish on the model they started with; a failed reload keeps the old model,
+records the failure (`last_reload`, metric `anomaly_model_reloads_total{result="failed"}`) and
+answers 502 `reload_failed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+
+from anomaly.detector import Detector
+from service.batcher import MicroBatcher
+from service.config import Settings
+from service.errors import ServiceError
+from service.metrics import Metrics
+from service.schemas import ModelRefPublic, ReloadPublic, ReloadStatusPublic
+
+log = logging.getLogger("service.model")
+
+
+def bundle_fingerprint(uri: str) -> str | None:
+    """Content hash of a local bundle folder (None for registry URIs, whose version identifies them)."""
+    path = Path(uri)
+    if uri.startswith(("runs:/", "models:/")) or not path.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.iterdir() if p.is_file()):
+        digest.update(file.name.encode() + file.read_bytes())
+    return digest.hexdigest()
+
+
+def registry_version(uri: str) -> str | None:
+    """The version `models:/<name>@<alias>` points at right now (a registry query, no download);
+    None for any other URI."""
+    found = re.fullmatch(r"models:/([^/@]+)@([^/]+)", uri)
+    if not found:
+        return None
+    from anomaly.tracking import client
+
+    return str(client().get_registered_model(found[1]).aliases[found[2]])
+
+
+def version_label(detector: Detector) -> str:
+    """The model version for metric labels: the registry version, or "local" for a bundle folder."""
+    return str(detector.info.get("version") or "local")
+
+
+def model_ref(detector: Detector) -> ModelRefPublic:
+    info = detector.info
+    return ModelRefPublic(uri=str(info.get("uri") or detector.source),
+                          **{k: None if info.get(k) is None else str(info[k]) for k in ("name", "version", "run_id")})
+
+
+class ModelService:
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings, self.metrics = settings, metrics
+        self.batcher = MicroBatcher(settings.max_batch_size, settings.max_wait_ms / 1000,
+                                    on_batch=metrics.batch_size.observe)
+        self._detector: Detector | None = None
+        self.fingerprint: tuple | None = None
+        self.loaded_at = 0.0
+        self.ready = False
+        self.last_reload: ReloadStatusPublic | None = None
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def detector(self) -> Detector:
+        if self._detector is None:
+            raise ServiceError(503, "not_loaded", "the model is still loading; retry in a few seconds")
+        return self._detector
+
+    def _load(self) -> tuple[Detector, tuple]:
+        uri = self.settings.model
+        detector = Detector.load(uri, device=self.settings.device, backend=self.settings.backend)
+        info = detector.info
+        return detector, (info.get("version"), info.get("run_id"), bundle_fingerprint(uri))
+
+    def _warm_up(self, detector: Detector) -> None:
+        """One full batch of blank images at the model's size: allocations, kernels and lazy imports."""
+        h, w = detector.config.image_size
+        blank = np.zeros((detector.config.channels, h, w), np.float32)
+        detector.predict_arrays([blank] * self.settings.max_batch_size)
+
+    def _install(self, detector: Detector, fingerprint: tuple) -> None:
+        self._detector, self.fingerprint, self.loaded_at = detector, fingerprint, time.time()
+        self.metrics.set_model({**detector.info, "version": version_label(detector)})
+
+    async def start(self) -> None:
+        """Load the model (a bad URI fails startup loudly), then warm up in the background."""
+        if not self.settings.model:
+            raise RuntimeError("no model to serve: set ANOMALY_MODEL or pass `anomaly serve --model URI` "
+                               "(a bundle folder, runs:/<id>/model or models:/<name>@<alias>)")
+        self.batcher.start()
+        self._install(*await run_in_threadpool(self._load))
+        self._tasks.append(asyncio.create_task(self._warm_then_ready(), name="warm-up"))
+        if self.settings.reload_interval_s > 0:
+            self._tasks.append(asyncio.create_task(self._poll(), name="reload-poll"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.batcher.stop()
+
+    async def _warm_then_ready(self) -> None:
+        if self.settings.warmup:
+            await self.batcher.run(self._warm_up, self.detector)
+        self.ready = True
+        log.info("model %s ready", self.settings.model)
+
+    async def reload(self, *, only_if_changed: bool = False) -> ReloadPublic:
+        """Load the URI again (a moved registry alias, a replaced bundle folder); swap if it loads."""
+        async with self._lock:
+            previous = model_ref(self.detector)
+            try:
+                if only_if_changed and await run_in_threadpool(self._unchanged):
+                    return ReloadPublic(changed=False, previous=previous, current=previous)
+                detector, fingerprint = await run_in_threadpool(self._load)
+                changed = fingerprint != self.fingerprint
+                if changed or not only_if_changed:
+                    await self.batcher.run(self._warm_up, detector)
+                    self._install(detector, fingerprint)
+            except Exception as error:  # anything: the old model keeps serving
+                detail = (f"reloading {self.settings.model} failed ({type(error).__name__}: {error}); still "
+                          f"serving version {previous.version or 'local'} loaded at {self.loaded_at:.0f}; "
+                          "fix the model source and reload again")
+                self.last_reload = ReloadStatusPublic(ok=False, at=time.time(), detail=detail)
+                self.metrics.reloads.labels("failed").inc()
+                log.warning(detail)
+                raise ServiceError(502, "reload_failed", detail) from error
+            current = model_ref(self.detector)
+            self.last_reload = ReloadStatusPublic(
+                ok=True, at=time.time(),
+                detail=f"{'changed' if changed else 'unchanged'}: version {current.version or 'local'}")
+            self.metrics.reloads.labels("changed" if changed else "unchanged").inc()
+            return ReloadPublic(changed=changed, previous=previous, current=current)
+
+    def _unchanged(self) -> bool:
+        """Cheap check before a polled reload: same folder content, or the alias still on our version."""
+        uri, (version, _, digest) = self.settings.model, self.fingerprint
+        if digest is not None:
+            return bundle_fingerprint(uri) == digest
+        if re.fullmatch(r"runs:/.+|models:/[^/@]+/\d+", uri):  # pinned: never changes
+            return True
+        try:
+            return registry_version(uri) == version
+        except Exception:  # the registry is unreachable or the alias is gone: let the reload report it
+            return False
+
+    async def _poll(self) -> None:
+        """Every `reload_interval_s`: reload if the source changed; failures are logged, never fatal."""
+        while True:
+            await asyncio.sleep(self.settings.reload_interval_s)
+            with contextlib.suppress(ServiceError):
+                await self.reload(only_if_changed=True)

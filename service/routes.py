@@ -1,0 +1,121 @@
+"""HTTP routes: thin; the work lives in service.inference and service.model."""
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Query, Request, Security, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import APIKeyHeader
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from service.config import Settings
+from service.errors import ERROR_RESPONSES, ServiceError
+from service.inference import overlay_png, score_uploads
+from service.model import ModelService, model_ref
+from service.page import PAGE
+from service.schemas import HealthPublic, HeatmapFormat, ModelPublic, PredictPublic, ReloadPublic
+
+
+def get_service(request: Request) -> ModelService:
+    return request.app.state.service
+
+
+ServiceDep = Annotated[ModelService, Depends(get_service)]
+_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                           description="the service's API key (ANOMALY_API_KEY); `Authorization: Bearer` works too")
+
+
+def api_key_guard(settings: Settings) -> list:
+    """Dependencies for protected routes: none without a key (so OpenAPI shows no auth), else the check."""
+    if settings.api_key is None:
+        return []
+    expected = settings.api_key.get_secret_value().encode()
+
+    def require_key(request: Request, key: Annotated[str | None, Security(_key_header)] = None) -> None:
+        bearer = request.headers.get("authorization", "")
+        given = key or (bearer[7:] if bearer.lower().startswith("bearer ") else "")
+        if not secrets.compare_digest(given.encode(), expected):
+            raise ServiceError(401, "unauthorized", ("missing API key" if not given else "wrong API key")
+                               + ": send it as the X-API-Key header (or Authorization: Bearer <key>)",
+                               headers={"WWW-Authenticate": 'Bearer realm="anomaly"'})
+
+    return [Depends(require_key)]
+
+
+def build_router(settings: Settings) -> APIRouter:
+    """Public health routes, and everything else behind the optional API key."""
+    router = APIRouter()
+    protected = APIRouter(dependencies=api_key_guard(settings),
+                          responses={401: ERROR_RESPONSES[401]} if settings.api_key else None)
+
+    @router.get("/healthz", response_model=HealthPublic, tags=["health"])
+    async def healthz() -> HealthPublic:
+        """Alive: the process answers (the model may still be warming up)."""
+        return HealthPublic(status="ok")
+
+    @router.get("/readyz", response_model=HealthPublic, tags=["health"],
+                responses={503: {"model": HealthPublic, "description": "loading or warming up"}})
+    async def readyz(service: ServiceDep):
+        """Ready: the model is loaded and warmed up."""
+        if service.ready:
+            return HealthPublic(status="ready")
+        return JSONResponse(HealthPublic(status="warming up").model_dump(), status_code=503)
+
+    @protected.post("/v1/predict", response_model=PredictPublic, tags=["scoring"],
+                    responses={k: v for k, v in ERROR_RESPONSES.items() if k != 401})
+    async def predict(
+        service: ServiceDep,
+        files: Annotated[list[UploadFile], File(description="one or more images (PNG, JPEG, BMP, TIFF, WebP)",
+                                                min_length=1, max_length=settings.max_files)],
+        heatmap: Annotated[HeatmapFormat, Query(description="none, png (base64 overlay) or raw (float32 map)")]
+        = HeatmapFormat.none,
+        threshold: Annotated[float | None, Query(allow_inf_nan=False,
+                                                 description="override the calibrated threshold")] = None,
+        regions: Annotated[bool, Query(description="include connected defect regions")] = True,
+    ) -> PredictPublic:
+        """Score images: raw and normalised score, verdict, threshold used, regions, optional heatmap."""
+        detector, results = await score_uploads(service, files, threshold=threshold, heatmap=heatmap,
+                                                regions=regions)
+        return PredictPublic(model=model_ref(detector), results=results)
+
+    @protected.post("/v1/heatmap", response_class=Response, tags=["scoring"],
+                    responses={200: {"content": {"image/png": {}}, "description": "PNG overlay"},
+                               **{k: v for k, v in ERROR_RESPONSES.items() if k != 401}})
+    async def heatmap(service: ServiceDep,
+                      file: Annotated[UploadFile, File(description="one image")]) -> Response:
+        """One image in, its heatmap overlay out (image/png) at the image's own resolution, coloured on
+        the calibration's fixed scale (a normal image stays blue)."""
+        return Response(await overlay_png(service, file), media_type="image/png")
+
+    @protected.get("/v1/model", response_model=ModelPublic, tags=["model"])
+    async def model(service: ServiceDep) -> ModelPublic:
+        """What is loaded: URI, name, version, run id, thresholds, input size, channels."""
+        detector, calibration = service.detector, service.detector.calibration
+        return ModelPublic(
+            **model_ref(detector).model_dump(), architecture=detector.config.name,
+            image_threshold=calibration.image_threshold, pixel_threshold=calibration.pixel_threshold,
+            f1_threshold=calibration.f1_threshold, threshold_method=calibration.method,
+            target_fpr=calibration.target_fpr, input_size=tuple(detector.config.image_size),
+            channels=detector.config.channels, device=str(detector.device), loaded_at=service.loaded_at,
+            ready=service.ready, last_reload=service.last_reload)
+
+    @protected.post("/v1/model/reload", response_model=ReloadPublic, tags=["model"],
+                    responses={502: {"model": ERROR_RESPONSES[400]["model"],
+                                     "description": "reload failed; the previous model keeps serving"}})
+    async def reload(service: ServiceDep) -> ReloadPublic:
+        """Load the model URI again (picks up a moved registry alias); a failure keeps the old model."""
+        return await service.reload()
+
+    @protected.get("/metrics", response_class=Response, tags=["health"],
+                   responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics: requests and latency by route and status, batch sizes, scores, anomalies."""
+        return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        """A drop-an-image page (static; it calls /v1/predict, sending the API key the user types)."""
+        return HTMLResponse(PAGE)
+
+    router.include_router(protected)
+    return router

@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from anomaly.data import decode_image, load_samples, resize
+from anomaly.synthetic import perlin_mask, perlin_noise, synthesize
+from anomaly.training import SAMPLE_MANIFEST
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def normals() -> torch.Tensor:
+    samples = [s for s in load_samples(str(SAMPLE_MANIFEST)) if s.label == 0][:6]
+    return torch.cat([resize(torch.from_numpy(decode_image(s.image, 1))[None], (64, 64)) for s in samples])
+
+
+def test_perlin_noise_is_seeded_bounded_and_continuous():
+    a = perlin_noise((64, 80), (4, 5), generator=gen(1))
+    assert a.shape == (64, 80) and torch.equal(a, perlin_noise((64, 80), (4, 5), generator=gen(1)))
+    assert not torch.equal(a, perlin_noise((64, 80), (4, 5), generator=gen(2)))
+    assert a.abs().max() <= 1.5 and a.std() > 0.1
+    # gradient noise is smooth: a step of one pixel changes it far less than its range
+    assert a.diff(dim=0).abs().max() < 0.2 and a.diff(dim=1).abs().max() < 0.2
+    batch = perlin_noise((16, 16), (2, 2), generator=gen(1), n=3)
+    assert batch.shape == (3, 16, 16) and not torch.equal(batch[0], batch[1])
+
+
+def test_perlin_mask_is_binary_and_not_empty():
+    for seed in range(5):
+        mask = perlin_mask((48, 48), generator=gen(seed))
+        assert set(mask.unique().tolist()) <= {0.0, 1.0} and mask.sum() > 0
+
+
+def test_defects_change_only_masked_pixels(normals):
+    damaged, masks = synthesize(normals, generator=gen(3), p_defect=1.0)
+    assert damaged.shape == normals.shape and masks.shape == (6, 1, 64, 64)
+    assert (masks.flatten(1).sum(1) > 0).all()
+    outside = masks.expand_as(normals) == 0
+    assert torch.equal(damaged[outside], normals[outside])
+    assert (damaged - normals).abs()[~outside].mean() > 0.01
+    assert damaged.min() >= 0 and damaged.max() <= 1
+
+
+def test_clean_share_and_reproducibility(normals):
+    untouched, masks = synthesize(normals, generator=gen(0), p_defect=0.0)
+    assert torch.equal(untouched, normals) and masks.sum() == 0
+    many = normals.repeat(20, 1, 1, 1)
+    _, masks = synthesize(many, generator=gen(0), p_defect=0.5)
+    share = (masks.flatten(1).sum(1) > 0).float().mean().item()
+    assert 0.3 < share < 0.7
+    first = synthesize(normals, generator=gen(7))
+    second = synthesize(normals, generator=gen(7))
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
+def test_gallery_artefact_shows_images_masks_and_blends(normals, tmp_path):
+    """The artefact a person looks at: rows of normal | defect | mask (also docs/img/synthetic_defects.png)."""
+    damaged, masks = synthesize(normals, generator=gen(5), p_defect=1.0)
+    rows = [torch.cat([n[0], d[0], m[0]], dim=1) for n, d, m in zip(normals, damaged, masks)]
+    grid = (torch.cat(rows, dim=0).numpy() * 255).round().astype(np.uint8)
+    path = tmp_path / "synthetic_defects.png"
+    Image.fromarray(grid).save(path)
+    reread = np.asarray(Image.open(path))
+    assert reread.shape == (6 * 64, 3 * 64)
+    assert (reread[:, 128:] > 127).any() and (reread[:, 128:] < 128).any()  # the mask column shows both

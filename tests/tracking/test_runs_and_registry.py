@@ -1,0 +1,146 @@
+"""A tracked training in MLflow's embedded default store, read back with MlflowClient and compared
+with the bundle on disk; the registry: aliases, versions, loading by URI, errors, promotion rule."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from typer.testing import CliRunner
+
+import anomaly
+from anomaly import tracking
+from anomaly.cli import app
+from anomaly.data import load_samples
+from anomaly.detector import Detector
+from anomaly.metrics import image_auroc
+
+REPO = Path(__file__).parents[2]
+
+
+@pytest.fixture(scope="module")
+def mlflow_run(home, run):
+    client = MlflowClient(tracking.tracking_uri())
+    return client, client.get_run(run.registration.run_id)
+
+
+def test_default_store_is_mlflows_own_default_in_the_working_directory(home, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
+    assert tracking.tracking_uri() == mlflow.get_tracking_uri() == f"sqlite:///{home.path / 'mlflow.db'}"
+    assert tracking.artifact_root() == home.path / "mlruns"
+
+
+def test_a_training_run_carries_params_losses_calibration_tests_plots_and_tags(home, run, mlflow_run):
+    client, logged = mlflow_run
+    params, metrics, tags = logged.data.params, logged.data.metrics, logged.data.tags
+    assert params["epochs"] == "3" and params["image_size"] == "64x64" and params["model.residual"] == "ssim"
+    for key in ("train/loss", "train/ssim", "val/loss", "val/ssim"):
+        history = client.get_metric_history(logged.info.run_id, key)
+        assert [m.step for m in history] == [0, 1, 2]
+    assert [m.value for m in client.get_metric_history(logged.info.run_id, "train/loss")] == pytest.approx(
+        [e["train/loss"] for e in run.epoch_losses])
+    calibration = json.loads((run.bundle_path / "calibration.json").read_text())
+    for key in ("image_threshold", "pixel_threshold", "score_mean", "score_std", "score_p99"):
+        assert metrics[f"calibration/{key}"] == pytest.approx(calibration[key])
+    assert json.loads(Path(client.download_artifacts(logged.info.run_id, "calibration.json")).read_text()) == calibration
+    # test metrics against an independent AUROC of the bundle's own scores
+    test = [s for s in run.samples if s.split == "test"]
+    scores = [p.score for p in Detector.load(run.bundle_path).predict([s.image for s in test])]
+    assert metrics["test/image_auroc"] == pytest.approx(image_auroc([s.label for s in test], scores))
+    assert {"test/pixel_auroc", "test/aupro", "test/f1"} <= set(metrics)
+    assert any(k.startswith("test/") and k.count("/") == 2 for k in metrics)  # per defect type
+    assert any(k.startswith("system/cpu") for k in metrics)
+    artifacts = {a.path for a in client.list_artifacts(logged.info.run_id, "plots")}
+    assert artifacts == {"plots/score_histogram.png", "plots/roc.png", "plots/examples.png"}
+    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert tags["git.commit"].startswith(head.strip()) and tags["anomaly.version"] == anomaly.__version__
+    assert tags["dataset.fingerprint"] == tracking.dataset_fingerprint(load_samples(params["data"]))
+    assert "Image threshold" in tags["mlflow.note.content"]
+    assert (home.path / "mlflow.db").is_file() and (home.path / "mlruns" / "tiny").is_dir()
+    assert not (REPO / "mlflow.db").exists() and not (REPO / "mlruns").exists()
+
+
+def test_dataset_fingerprint_follows_file_list_and_sizes_not_the_folder(tmp_path, manifest):
+    samples = [s for s in load_samples(manifest)][:4]
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        for s in samples:
+            (tmp_path / folder / Path(s.image).name).write_bytes(Path(s.image).read_bytes())
+    a, b = load_samples(tmp_path / "a"), load_samples(tmp_path / "b")
+    assert tracking.dataset_fingerprint(a) == tracking.dataset_fingerprint(b)
+    assert tracking.dataset_fingerprint(a) != tracking.dataset_fingerprint(a[:3])
+    (tmp_path / "b" / Path(samples[0].image).name).write_bytes(b"\0")
+    assert tracking.dataset_fingerprint(a) != tracking.dataset_fingerprint(load_samples(tmp_path / "b"))
+
+
+def test_registered_model_loads_by_alias_version_and_run_with_the_bundles_scores(run):
+    images = [s.image for s in run.samples if s.split == "test"]
+    expected = [p.score for p in Detector.load(run.bundle_path).predict(images)]
+    for uri in ("models:/tiny@champion", "models:/tiny/1", f"runs:/{run.registration.run_id}/model"):
+        detector = Detector.load(uri)
+        assert detector.version == "1" and detector.info["run_id"] == run.registration.run_id, uri
+        assert [p.score for p in detector.predict(images)] == pytest.approx(expected, rel=1e-6)
+    # the pyfunc model (from code, nothing pickled) scores base64 image files the same way
+    model_dir = Path(mlflow.artifacts.download_artifacts("models:/tiny/1"))
+    assert not [p for p in model_dir.rglob("*") if p.suffix in (".pkl", ".pickle", ".cloudpickle")]
+    pyfunc = mlflow.pyfunc.load_model("models:/tiny@champion")
+    assert pyfunc.metadata.signature.inputs.input_names() == ["image"]
+    frame = pd.DataFrame({"image": [base64.b64encode(Path(i).read_bytes()).decode() for i in images]})
+    out = pyfunc.predict(frame)
+    assert list(out.columns) == ["score", "normalised_score", "is_anomalous", "threshold"]
+    assert out["score"].to_numpy() == pytest.approx(np.array(expected), rel=1e-6)
+
+
+@pytest.mark.parametrize("uri, names", [
+    ("models:/nope@champion", ["'nope'", "'tiny'"]),
+    ("models:/tiny@production", ["'production'", "champion"]),
+    ("models:/tiny/7", ["version '7'", "['1']"]),
+    ("runs:/0123456789abcdef/model", ["0123456789abcdef"]),
+])
+def test_unknown_model_uris_name_the_problem_and_list_what_exists(run, uri, names):
+    with pytest.raises(tracking.RegistryError) as error:
+        Detector.load(uri)
+    assert all(name in str(error.value) for name in names), str(error.value)
+
+
+def test_promotion_rule(run, mlflow_run):
+    client, logged = mlflow_run
+    auroc, fingerprint = logged.data.metrics[tracking.CRITERION], logged.data.tags["dataset.fingerprint"]
+    assert run.registration.promoted and "first champion" in run.registration.reason
+    assert str(client.get_model_version_by_alias("tiny", "champion").version) == "1"
+    assert not tracking.promote("tiny", "1", force=False, criterion=auroc + 0.1, fingerprint="other")[0]
+    assert not tracking.promote("tiny", "1", force=False, criterion=auroc, fingerprint=fingerprint)[0]
+    assert not tracking.promote("tiny", "1", force=False, criterion=None, fingerprint=fingerprint)[0]
+    assert tracking.promote("tiny", "1", force=False, criterion=auroc + 0.01, fingerprint=fingerprint)[0]
+    assert tracking.promote("tiny", "1", force=True, criterion=None, fingerprint="other") == (True, "--promote")
+
+
+def test_train_cli_passes_tracking_options(monkeypatch):
+    seen = {}
+
+    def fake_train(config):
+        seen["config"] = config
+        raise ValueError("stop here")
+
+    monkeypatch.setattr("anomaly.training.train", fake_train)
+    result = CliRunner().invoke(app, ["train", "--no-tracking", "--experiment", "e", "--register-as", "r",
+                                      "--promote"])
+    assert result.exit_code == 2 and "stop here" in result.output
+    config = seen["config"]
+    assert (config.tracking, config.experiment, config.register_as, config.promote) == (False, "e", "r", True)
+    CliRunner().invoke(app, ["train"])
+    assert seen["config"].tracking is True and seen["config"].promote is False
+
+
+def test_ui_points_to_the_server_when_the_store_is_one(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    result = CliRunner().invoke(app, ["ui"])
+    assert result.exit_code == 2 and "open that address" in result.output
