@@ -260,7 +260,8 @@ def gradient_magnitude_similarity_map(image_true: Tensor, image_test: Tensor, *,
     ``image_true``, ``image_test``: ``(B, C, H, W)`` float in [0, 1], same shape; channels are
     averaged to grey first. Gradients are Prewitt (each kernel divided by 3) with replicated
     borders. ``GMS = (2 m_t m_r + c) / (m_t**2 + m_r**2 + c)`` with ``c = 170 / 255**2`` (GMSD's 170
-    on the 8-bit scale; RIAD rounds it to 0.0026). Returns ``(B, 1, H, W)``, same dtype, in (0, 1], 1 where the gradients agree.
+    on the 8-bit scale; RIAD rounds it to 0.0026). Returns ``(B, 1, H, W)``, same dtype, in (0, 1],
+    1 where the gradients agree.
     """
     _check_4d(image_true, "image_true")
     _check_4d(image_test, "image_test")

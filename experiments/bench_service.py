@@ -88,7 +88,7 @@ async def load(url: str, images: list[tuple[str, bytes]], concurrency: int, tota
                 latencies.append(time.perf_counter() - start)
                 errors += response.status_code != 200
 
-        await asyncio.gather(*(one(i) for i in range(concurrency)))  # warm the connections
+        await asyncio.gather(*(one(i) for i in range(max(concurrency, len(images)))))  # warm-up pass
         latencies.clear()
         start = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(total)))
@@ -119,7 +119,8 @@ def main() -> None:
     images = sample_images()
     data = [b for _, b in images]
     detector = Detector.load(args.model)
-    detector.predict(data[:args.batch_size], batch_size=args.batch_size)  # warm-up
+    detector.predict(data, batch_size=args.batch_size)  # warm-up: every image, batch B and the remainder,
+    single_latency(detector, data, len(data))  # and batch 1
     # in-process measurements are taken right before and after each HTTP level (the server idles
     # meanwhile), so that load from other users of the machine affects both sides alike
     process, url = start_server(args.model, args.batch_size, args.wait_ms)
@@ -139,11 +140,15 @@ def main() -> None:
         process.wait(timeout=30)
     local = {"single_p50_ms": 1000 * statistics.median(local["single"]), "batch_ips": statistics.median(local["batch"])}
     by_conc = {c: r for c, r, _ in rows}
+    load_avg, cores = os.getloadavg()[1], os.cpu_count() or 1  # 5-minute average, at the end of the run
+    busy = (f" Load average {load_avg:.1f} on {cores} cores during the run (this benchmark alone needs about "
+            f"{min(cores, 2)}): other jobs competed for the CPU, so in-process and HTTP numbers were measured "
+            "under different, shifting load and the ratios below are not trustworthy; rerun on a quiet machine."
+            if load_avg > 0.75 * cores + 1 else f" Load average {load_avg:.1f} on {cores} cores.")
     lines = [
         f"Model `{args.model}` (256x256 ssim-ae unless stated), {len(images)} bundled sample JPEGs "
         f"(~200x300 px, grey), one image per request; service max batch {args.batch_size}, max wait "
-        f"{args.wait_ms} ms, 1 worker. Client (httpx) and server share the machine's cores; other people "
-        "were using the same 2 cores, so absolute numbers are noisy.",
+        f"{args.wait_ms} ms, 1 worker. Client (httpx) and server share the machine's cores." + busy,
         "",
         f"In process (decode + score), median of the measurements taken around the HTTP runs: single "
         f"predict p50 {local['single_p50_ms']:.1f} ms; batch throughput (batch {args.batch_size}) "

@@ -88,10 +88,12 @@ class ModelService:
         return detector, (info.get("version"), info.get("run_id"), bundle_fingerprint(uri))
 
     def _warm_up(self, detector: Detector) -> None:
-        """One full batch of blank images at the model's size: allocations, kernels and lazy imports."""
+        """One image, then one full batch, of blank images at the model's size: allocations, kernels
+        (oneDNN builds them per batch size) and lazy imports, before the first request pays for them."""
         h, w = detector.config.image_size
         blank = np.zeros((detector.config.channels, h, w), np.float32)
-        detector.predict_arrays([blank] * self.settings.max_batch_size)
+        for size in sorted({1, self.settings.max_batch_size}):
+            detector.predict_arrays([blank] * size)
 
     def _install(self, detector: Detector, fingerprint: tuple) -> None:
         self._detector, self.fingerprint, self.loaded_at = detector, fingerprint, time.time()

@@ -13,7 +13,7 @@ from service.errors import ERROR_RESPONSES, ServiceError
 from service.inference import overlay_png, score_uploads
 from service.model import ModelService, model_ref
 from service.page import PAGE
-from service.schemas import HealthPublic, HeatmapFormat, ModelPublic, PredictPublic, ReloadPublic
+from service.schemas import ErrorPublic, HealthPublic, HeatmapFormat, ModelPublic, PredictPublic, ReloadPublic
 
 
 def get_service(request: Request) -> ModelService:
@@ -100,7 +100,7 @@ def build_router(settings: Settings) -> APIRouter:
             ready=service.ready, last_reload=service.last_reload)
 
     @protected.post("/v1/model/reload", response_model=ReloadPublic, tags=["model"],
-                    responses={502: {"model": ERROR_RESPONSES[400]["model"],
+                    responses={502: {"model": ErrorPublic,
                                      "description": "reload failed; the previous model keeps serving"}})
     async def reload(service: ServiceDep) -> ReloadPublic:
         """Load the model URI again (picks up a moved registry alias); a failure keeps the old model."""

@@ -127,7 +127,7 @@ def _decode_ahead(detector: Detector, paths: list[str], workers: int, ahead: int
                 future.cancel()
 
 
-def _predict(detector: Detector, arrays: list[np.ndarray], threshold: float | None) -> list:
+def predict_batch(detector: Detector, arrays: list[np.ndarray], threshold: float | None) -> list:
     """One batch; if it fails, image by image so that one bad image only fails its own row."""
     try:
         return detector.predict_arrays(arrays, threshold=threshold)
@@ -169,7 +169,7 @@ def run_local(detector: Detector, paths: list[str], options: AuditOptions, sink:
         nonlocal infer
         arrays = [a for _, a, _ in pending if a is not None]
         start = time.perf_counter()
-        predictions = iter(_predict(detector, arrays, options.threshold))
+        predictions = iter(predict_batch(detector, arrays, options.threshold))
         infer += time.perf_counter() - start
         for path, array, error in pending:
             work.put((path, array, error if error is not None else next(predictions)))

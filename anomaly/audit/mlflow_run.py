@@ -1,8 +1,8 @@
 """`--mlflow`: log one audit as an MLflow run (counts, anomaly rate and score quantiles as metrics, the
 results table and report as artifacts, the model as tags).
 
-Kept here until `anomaly/tracking.py` (the one module meant to import mlflow) offers an equivalent;
-mlflow is imported inside the function, so importing this module has no side effect.
+Built on `anomaly.tracking` (the one module that imports mlflow: store, experiment, run, params,
+metrics), imported inside the function so that `anomaly audit` without --mlflow never loads mlflow.
 """
 
 from __future__ import annotations
@@ -29,19 +29,17 @@ def audit_metrics(rows: list[dict[str, Any]]) -> dict[str, float]:
 def log_audit(summary: Any, info: dict[str, Any], params: dict[str, Any], *, experiment: str = "anomaly-audit",
               run_name: str | None = None) -> str:
     """Log `summary` (an engine.AuditSummary) as a run of `experiment`; returns the run id.
+    The store is anomaly.tracking's: MLFLOW_TRACKING_URI, else ./mlflow.db."""
+    from anomaly import tracking
 
-    The tracking store is MLflow's default or MLFLOW_TRACKING_URI."""
-    import mlflow
-
-    mlflow.set_experiment(experiment)
-    with mlflow.start_run(run_name=run_name) as run:
-        mlflow.set_tags({"anomaly.kind": "audit", "model.uri": str(info.get("uri") or ""),
-                         "model.name": str(info.get("name") or ""),
-                         "model.version": "" if info.get("version") is None else str(info["version"]),
-                         "model.run_id": str(info.get("run_id") or "")})
-        mlflow.log_params({k: v for k, v in params.items() if v is not None})
-        mlflow.log_metrics(audit_metrics(summary.rows) | {"images_per_second": summary.images_per_second})
+    tags = {"anomaly.kind": "audit", "model.uri": str(info.get("uri") or ""), "model.name": str(info.get("name") or ""),
+            "model.version": "" if info.get("version") is None else str(info["version"]),
+            "model.run_id": str(info.get("run_id") or "")}
+    with tracking.start_run(experiment, run_name or "audit", tags) as run_id:
+        tracking.log_params({k: v for k, v in params.items() if v is not None})
+        tracking.log_metrics(audit_metrics(summary.rows) | {"images_per_second": summary.images_per_second})
+        mlflow_client = tracking.client()
         for name in ("results.csv", "results.jsonl", "report.html"):
             if name in summary.files:
-                mlflow.log_artifact(str(summary.files[name]), artifact_path="audit")
-        return run.info.run_id
+                mlflow_client.log_artifact(run_id, str(summary.files[name]), "audit")
+    return run_id

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from anomaly.audit.engine import AuditOptions, Sink, _predict
+from anomaly.audit.engine import AuditOptions, Sink, predict_batch
 from anomaly.audit.rows import Artifacts, error_row, prediction_row, render
 from anomaly.detector import Detector
 
@@ -28,9 +28,9 @@ class AuditScorer:
     """Ray Data actor: holds one Detector; a pandas batch with a `path` column -> one output row per
     path: `row` (the results row as JSON) and the encoded thumbnail / overlay / map (bytes or None)."""
 
-    def __init__(self, model_uri: str, info: dict[str, Any], threshold: float | None, overlays: str,
-                 maps: bool) -> None:
-        self.detector = Detector.load(model_uri)
+    def __init__(self, model_uri: str, backend: str, info: dict[str, Any], threshold: float | None,
+                 overlays: str, maps: bool) -> None:
+        self.detector = Detector.load(model_uri, backend=backend)
         self.info, self.threshold, self.overlays, self.maps = info, threshold, overlays, maps
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
@@ -41,7 +41,7 @@ class AuditScorer:
             except (ValueError, OSError) as error:
                 decoded.append((path, error))
         arrays = [a for _, a in decoded if not isinstance(a, BaseException)]
-        predictions = iter(_predict(self.detector, arrays, self.threshold))
+        predictions = iter(predict_batch(self.detector, arrays, self.threshold))
         records = []
         for path, array in decoded:
             result = array if isinstance(array, BaseException) else next(predictions)
@@ -82,7 +82,8 @@ def run_ray(detector: Detector, paths: list[str], options: AuditOptions, sink: S
         dataset = ray.data.from_items([{"path": p} for p in paths]).map_batches(
             AuditScorer, batch_size=options.batch_size, batch_format="pandas",
             compute=ray.data.ActorPoolStrategy(size=options.workers), num_cpus=1,
-            fn_constructor_kwargs={"model_uri": model_uri(detector), "info": detector.info,
+            fn_constructor_kwargs={"model_uri": model_uri(detector), "backend": detector.backend,
+                                   "info": detector.info,
                                    "threshold": options.threshold, "overlays": options.overlays,
                                    "maps": options.maps})
         start = time.perf_counter()

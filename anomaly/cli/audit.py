@@ -61,6 +61,7 @@ def audit(
     overwrite: Annotated[bool, Opt("--overwrite", help="discard results already in --out")] = False,
     fail_on_anomaly: Annotated[bool, Opt("--fail-on-anomaly", help="exit 1 when any image is anomalous")] = False,
     engine: Annotated[str, Opt(help="local | ray")] = "local",
+    backend: Annotated[str, Opt(help="inference backend: torch | onnxruntime")] = "torch",
     ray_address: Annotated[Optional[str], Opt(help="Ray cluster address [default: RAY_ADDRESS or a local instance]")] = None,
     mlflow: Annotated[bool, Opt("--mlflow", help="log the audit as an MLflow run")] = False,
     experiment: Annotated[str, Opt(help="MLflow experiment for --mlflow")] = "anomaly-audit",
@@ -83,7 +84,7 @@ def audit(
     if not paths:
         fail("no images to audit; give image files, folders or glob patterns (quote globs: \"/data/**/*.png\")")
     try:
-        detector = Detector.load(model)
+        detector = Detector.load(model, backend=backend)
     except (ValueError, OSError) as error:
         fail(f"cannot load model {model}: {error}")
     bar = _progress(disable=not progress)

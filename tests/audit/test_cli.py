@@ -56,3 +56,21 @@ def test_mlflow_logs_the_audit_as_a_run(trained, inputs, good, tmp_path, monkeyp
     assert run.data.tags["model.uri"] == str(trained.bundle_path) and run.data.tags["anomaly.kind"] == "audit"
     artifacts = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "audit")}
     assert artifacts == {"results.csv", "results.jsonl", "report.html"}
+
+
+def test_onnxruntime_backend_gives_the_torch_scores(trained, good, tmp_path):
+    import csv
+
+    def scores(out: Path) -> dict[str, float]:
+        with open(out / "results.csv") as f:
+            return {row["path"]: float(row["score"]) for row in csv.DictReader(f)}
+
+    model = ["--model", str(trained.bundle_path)]
+    assert audit(*good, *model, "--out", str(tmp_path / "torch")).exit_code == 0
+    result = audit(*good, *model, "--out", str(tmp_path / "onnx"), "--backend", "onnxruntime")
+    assert result.exit_code == 0, result.output
+    torch_scores, onnx_scores = scores(tmp_path / "torch"), scores(tmp_path / "onnx")
+    assert torch_scores.keys() == onnx_scores.keys() and len(torch_scores) == 3
+    for path, score in torch_scores.items():
+        assert onnx_scores[path] == pytest.approx(score, abs=1e-5)
+    assert audit(*good, *model, "--out", str(tmp_path / "x"), "--backend", "tensorrt").exit_code == 2

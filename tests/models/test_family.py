@@ -6,6 +6,7 @@ Tiny sizes throughout (32x48, width 4): the behaviour, not the quality, is under
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import lightning as L
 import numpy as np
@@ -124,9 +125,10 @@ def test_unknown_or_invalid_options_are_refused_with_the_choices():
 @pytest.fixture(scope="module")
 def tiny_manifest(tmp_path_factory) -> str:
     """12 training normals and 4 test images of the bundled sample (absolute paths)."""
-    rows = list(csv.DictReader(open(SAMPLE_MANIFEST)))
+    with open(SAMPLE_MANIFEST) as f:
+        rows = list(csv.DictReader(f))
     keep = [r for r in rows if r["split"] == "train"][:12] + [r for r in rows if r["split"] == "test"][::5][:4]
-    root = SAMPLE_MANIFEST.parent
+    root = Path(str(SAMPLE_MANIFEST)).parent
     path = tmp_path_factory.mktemp("manifest") / "manifest.csv"
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -185,7 +187,7 @@ def test_mlflow_round_trip_gives_identical_scores(trained, tmp_path, monkeypatch
         result = trained(name)
         test = _test_images(result)
         with tracking.start_run("family", f"train-{name}", {}):
-            version = tracking.log_bundle(result.bundle_path, f"family-{name}", open(test[0], "rb").read())
+            version = tracking.log_bundle(result.bundle_path, f"family-{name}", Path(test[0]).read_bytes())
         expected = [p.score for p in Detector.load(result.bundle_path).predict(test)]
         detector = Detector.load(f"models:/family-{name}/{version}")
         assert detector.config == result.model_config
