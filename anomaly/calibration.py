@@ -30,7 +30,7 @@ class Calibration:
     score_p50: float
     score_p99: float
     map_low: float  # heatmap colour scale: median normal pixel ...
-    map_high: float  # ... to this value, which puts the image threshold in the middle
+    map_high: float  # ... to this value, which puts the map-maximum threshold (at `target_fpr`) in the middle
     target_fpr: float
     pixel_fpr: float
     method: str  # "quantile" or "gaussian-tail"
@@ -87,11 +87,18 @@ def calibrate(normal_scores: ArrayLike, normal_maps: np.ndarray, *, fpr: float =
     """
     normal_scores = np.asarray(normal_scores, dtype=np.float64)
     image_threshold, method = threshold_at_fpr(normal_scores, fpr)
-    pixels = np.asarray(normal_maps, dtype=np.float32).ravel()
-    if pixels.size == 0:
-        raise ValueError("cannot calibrate a pixel threshold from empty maps")
+    normal_maps = np.asarray(normal_maps, dtype=np.float32)
+    if len(normal_maps) != normal_scores.size or normal_maps.size == 0:
+        raise ValueError(f"need one non-empty map per normal score; got {normal_scores.size} scores and maps of "
+                         f"shape {normal_maps.shape}")
+    pixels = normal_maps.ravel()
     pixel_threshold = float(np.quantile(pixels, 1 - pixel_fpr))
     map_low = float(np.median(pixels))
+    # the colour scale is in map units: the threshold of per-image map maxima, not the image threshold,
+    # which may include a model's extra score term (ganomaly's latent error)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the image threshold above already warned about few images
+        map_threshold, _ = threshold_at_fpr(normal_maps.reshape(len(normal_maps), -1).max(axis=1), fpr)
     f1_threshold = None
     if labels is not None and scores is not None and len(set(np.asarray(labels).tolist())) == 2:
         from anomaly.metrics import f1_optimal_threshold
@@ -102,7 +109,7 @@ def calibrate(normal_scores: ArrayLike, normal_maps: np.ndarray, *, fpr: float =
         score_mean=float(normal_scores.mean()), score_std=float(normal_scores.std()),
         score_min=float(normal_scores.min()), score_max=float(normal_scores.max()),
         score_p50=float(np.quantile(normal_scores, 0.5)), score_p99=float(np.quantile(normal_scores, 0.99)),
-        map_low=map_low, map_high=map_low + 2 * max(image_threshold - map_low, 1e-12),
+        map_low=map_low, map_high=map_low + 2 * max(map_threshold - map_low, 1e-12),
         target_fpr=fpr, pixel_fpr=pixel_fpr, method=method, n_images=int(normal_scores.size),
         f1_threshold=f1_threshold,
     )

@@ -78,7 +78,24 @@ class TrainConfig:
     register_as: str = ""  # MLflow registered model name; "" = the experiment name
     promote: bool = False  # move the registry alias "champion" to the new version
     tracking: bool = True  # log the run to MLflow
+    evaluate: bool = True  # score the test split after training (when there is one)
     extra: dict[str, Any] = field(default_factory=dict)  # free-form tags
+
+    def __post_init__(self) -> None:
+        """Reject values that would otherwise fail only after training, naming the option."""
+        for name in ("fpr", "pixel_fpr", "val_fraction"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be in (0, 1), got {value}")
+        for name in ("epochs", "batch_size", "width", "depth", "latent_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.channels not in (0, 1, 3):
+            raise ValueError(f"channels must be 1, 3 or 0 (guess from the data), got {self.channels}")
+        if self.score_reduction not in ("max", "topk"):
+            raise ValueError(f"score-reduction must be 'max' or 'topk', got {self.score_reduction!r}")
+        if not 0 < self.topk <= 1:
+            raise ValueError(f"topk must be in (0, 1], got {self.topk}")
 
     def model_config(self, channels: int) -> ModelConfig:
         from anomaly.models import DEFAULT_RESIDUALS

@@ -103,7 +103,7 @@ class Detector:
         elif self.model is None:
             raise ValueError("backend 'torch' needs the bundle's weights; this bundle has none")
         self.source = source
-        self.info = {"uri": source, "name": None, "version": None, "run_id": None, **(info or {})}
+        self.info = {"uri": source, "pinned": None, "name": None, "version": None, "run_id": None, **(info or {})}
 
     @property
     def version(self) -> str | None:
@@ -114,26 +114,36 @@ class Detector:
     def load(cls, uri: str | Path, *, device: str | None = None, backend: str = "torch") -> Detector:
         """A local bundle folder, `runs:/<run_id>/model`, `models:/<name>@<alias>` or `models:/<name>/<version>`,
         or (backend "onnxruntime" only) an `anomaly export` folder. With "onnxruntime" a folder's
-        model.onnx is used when present, else the bundle's weights are exported in memory at load."""
+        model.onnx is used when present, else the bundle's weights are exported in memory at load.
+
+        A registry model is downloaded to a temporary folder, read into memory and the folder removed:
+        repeated loads (service reloads, audit actors) leave nothing behind. `info["pinned"]` is then
+        the exact version loaded (`models:/<name>/<version>` or the runs:/ URI), for loading it again."""
+        uri = str(uri)
+        check_backend(backend)
+        if not uri.startswith(("runs:/", "models:/")):
+            return cls._load_folder(Path(uri), source=uri, info=None, device=device, backend=backend)
+        from anomaly.tracking import download_bundle
+
+        with download_bundle(uri) as (path, info):
+            return cls._load_folder(path, source=uri, info=info, device=device, backend=backend)
+
+    @classmethod
+    def _load_folder(cls, path: Path, *, source: str, info: dict[str, Any] | None, device: str | None,
+                     backend: str) -> Detector:
+        """Everything (config, weights, calibration, model.onnx) is read into memory before returning."""
         from anomaly.export import ONNX, is_export, load_export
 
-        uri, info = str(uri), None
-        check_backend(backend)
-        path: str | Path = uri
-        if uri.startswith(("runs:/", "models:/")):
-            from anomaly.tracking import download_bundle
-
-            path, info = download_bundle(uri)
-        onnx = Path(path) / ONNX if backend == "onnxruntime" and is_export(path) else None
-        if is_export(path) and not (Path(path) / WEIGHTS).is_file():
+        onnx = (path / ONNX).read_bytes() if backend == "onnxruntime" and is_export(path) else None
+        if is_export(path) and not (path / WEIGHTS).is_file():
             if backend != "onnxruntime":
                 raise FileNotFoundError(f"{path} is an ONNX export (model.onnx without {WEIGHTS}): load it with "
                                         f"backend='onnxruntime' (--backend onnxruntime), or load the original bundle")
-            config, calibration, onnx = load_export(path)
+            config, calibration, _ = load_export(path)
             bundle = Bundle(config, {}, calibration)
         else:
             bundle = load_bundle(path)
-        return cls(bundle, source=uri, info=info, device=device, backend=backend, onnx_model=onnx)
+        return cls(bundle, source=source, info=info, device=device, backend=backend, onnx_model=onnx)
 
     def score_batch(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, h, w) preprocessed float32 batch -> image scores (B,) and anomaly maps (B, 1, h, w),

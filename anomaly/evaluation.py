@@ -56,19 +56,24 @@ def evaluate(detector: Detector, samples: Sequence[Sample], *, batch_size: int =
     as all-normal pixels. `on_batch(n)` is called after each batch (progress bars)."""
     if not samples:
         raise ValueError("nothing to evaluate: the data has no test images (split 'test')")
+    masks = [decode_mask(s.mask) if s.mask else None for s in samples]  # before scoring: a bad mask fails fast
     start = time.perf_counter()
     predictions: list[Prediction] = []
     for i in range(0, len(samples), batch_size):
         chunk = samples[i:i + batch_size]
-        predictions += detector.predict([s.image for s in chunk])
+        predictions += detector.predict([s.image for s in chunk], batch_size=batch_size)
         if on_batch:
             on_batch(len(chunk))
     seconds = time.perf_counter() - start
     labels = np.array([s.label for s in samples])
     scores = np.array([p.score for p in predictions])
     maps = [p.anomaly_map for p in predictions]
-    masks = [decode_mask(s.mask) if s.mask else (np.zeros(m.shape, bool) if s.label == 0 else None)
-             for s, m in zip(samples, maps)]
+    for sample, mask, amap in zip(samples, masks, maps):
+        if mask is not None and mask.shape != amap.shape:
+            raise ValueError(f"mask {sample.mask} is {mask.shape[1]}x{mask.shape[0]} but its image {sample.image} "
+                             f"is {amap.shape[1]}x{amap.shape[0]}; masks must match their images")
+    masks = [m if m is not None else (np.zeros(a.shape, bool) if s.label == 0 else None)
+             for s, m, a in zip(samples, masks, maps)]
     threshold = detector.calibration.image_threshold
     overall = _metrics(labels, scores, masks, maps)
     has_anomalies = bool(labels.any())

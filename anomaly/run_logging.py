@@ -114,7 +114,7 @@ def log_training(config: TrainConfig, result: TrainResult, *, run_id: str, exper
     tracking.log_params(result.model_config.to_dict(), prefix="model.")
     log_calibration(result.calibration)
     detector = Detector(load_bundle(result.bundle_path), source=str(result.bundle_path))
-    test = [s for s in result.samples if s.split == "test"]
+    test = [s for s in result.samples if s.split == "test"] if config.evaluate else []
     report = None
     if test:
         report, predictions = evaluate(detector, test, batch_size=config.batch_size)

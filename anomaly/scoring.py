@@ -97,8 +97,7 @@ def _check_4d(x: Tensor, name: str) -> None:
         raise TypeError(f"{name} must be a floating tensor scaled to data_range, got {x.dtype}")
 
 
-def _check_pair(a: Tensor, b: Tensor, sigma: float) -> int:
-    """Validate an image pair; return the window size ``2 r + 1``."""
+def _check_same_shape(a: Tensor, b: Tensor) -> None:
     _check_4d(a, "image_true")
     _check_4d(b, "image_test")
     if a.shape != b.shape:
@@ -106,6 +105,11 @@ def _check_pair(a: Tensor, b: Tensor, sigma: float) -> int:
             f"image_true and image_test must have the same shape, got {tuple(a.shape)} "
             f"and {tuple(b.shape)}; resize the reconstruction to the image first"
         )
+
+
+def _check_pair(a: Tensor, b: Tensor, sigma: float) -> int:
+    """Validate an image pair; return the window size ``2 r + 1``."""
+    _check_same_shape(a, b)
     win = 2 * _radius(sigma, 3.5) + 1
     if min(a.shape[-2:]) < win:
         raise ValueError(
@@ -177,13 +181,7 @@ def ssim_loss(
 
 def l2_map(image_true: Tensor, image_test: Tensor) -> Tensor:
     """Squared error averaged over channels: ``(B, C, H, W)`` pair -> ``(B, 1, H, W)``, >= 0."""
-    _check_4d(image_true, "image_true")
-    _check_4d(image_test, "image_test")
-    if image_true.shape != image_test.shape:
-        raise ValueError(
-            f"image_true and image_test must have the same shape, got "
-            f"{tuple(image_true.shape)} and {tuple(image_test.shape)}"
-        )
+    _check_same_shape(image_true, image_test)
     return (image_true - image_test).pow(2).mean(dim=1, keepdim=True)
 
 
@@ -263,13 +261,7 @@ def gradient_magnitude_similarity_map(image_true: Tensor, image_test: Tensor, *,
     on the 8-bit scale; RIAD rounds it to 0.0026). Returns ``(B, 1, H, W)``, same dtype, in (0, 1],
     1 where the gradients agree.
     """
-    _check_4d(image_true, "image_true")
-    _check_4d(image_test, "image_test")
-    if image_true.shape != image_test.shape:
-        raise ValueError(
-            f"image_true and image_test must have the same shape, got {tuple(image_true.shape)} "
-            f"and {tuple(image_test.shape)}; resize the reconstruction to the image first"
-        )
+    _check_same_shape(image_true, image_test)
     if not c > 0:
         raise ValueError(f"c must be > 0, got {c}")
     mt = _gradient_magnitude(image_true.mean(dim=1, keepdim=True))

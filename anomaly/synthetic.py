@@ -51,7 +51,7 @@ def perlin_mask(shape: tuple[int, int], *, generator: torch.Generator, device: t
                 min_scale: int = 0, max_scale: int = 5, threshold: float = 0.5) -> Tensor:
     """One non-empty blob mask (H, W) float32 in {0, 1}: Perlin noise at 2**a x 2**b cells, thresholded."""
     for _ in range(20):
-        a, b = torch.randint(min_scale, max_scale + 1, (2,), generator=generator).tolist()
+        a, b = torch.randint(min_scale, max_scale + 1, (2,), generator=generator, device=device).tolist()
         mask = (perlin_noise(shape, (2**a, 2**b), generator=generator, device=device) > threshold).float()
         if mask.any():
             return mask
@@ -76,8 +76,8 @@ def synthesize(images: Tensor, *, generator: torch.Generator, p_defect: float = 
     # source A: another image of the batch, randomly flipped/rotated and brightness-shifted
     other = images.roll(1, dims=0)
     if h == w:
-        other = torch.rot90(other, int(torch.randint(4, (1,), generator=generator)), dims=(2, 3))
-    if torch.rand(1, generator=generator).item() < 0.5:
+        other = torch.rot90(other, int(torch.randint(4, (1,), generator=generator, device=device)), dims=(2, 3))
+    if torch.rand(1, generator=generator, device=device).item() < 0.5:
         other = other.flip(3)
     other = other + _uniform(b, -0.3, 0.3, generator, device).view(b, 1, 1, 1)
     # source B: procedural texture around a random grey level

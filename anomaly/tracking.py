@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import mlflow
 import yaml
@@ -239,59 +239,95 @@ def promote(name: str, version: str, *, force: bool, criterion: float | None, fi
     return True, reason
 
 
-def _resolve(uri: str, mlflow_client: MlflowClient) -> dict[str, Any]:
-    """{name, version, run_id, uri, pinned}: `pinned` names exactly the version that was resolved."""
-    if uri.startswith("runs:/"):
-        run_id = uri[len("runs:/"):].split("/")[0]
-        try:
-            mlflow_client.get_run(run_id)
-        except MlflowException:
-            raise RegistryError(f"no MLflow run {run_id!r} in {tracking_uri()} (from {uri})") from None
-        versions = mlflow_client.search_model_versions(f"run_id = '{run_id}'")
-        latest = max(versions, key=lambda v: int(v.version), default=None)
-        return {"uri": uri, "pinned": uri, "run_id": run_id, "name": latest and latest.name,
-                "version": latest and str(latest.version)}
-    found = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/([^/]+))", uri)
-    if not found:
-        raise RegistryError(f"cannot read model URI {uri!r}; expected models:/<name>@<alias>, "
-                            "models:/<name>/<version> or runs:/<run_id>/model")
-    name, alias, version = found.groups()
+class ModelURI(NamedTuple):
+    """A parsed registry URI: kind "run" (name = run id, ref = artifact path), "alias" or "version"."""
+
+    kind: str
+    name: str
+    ref: str
+
+
+def parse_model_uri(uri: str) -> ModelURI | None:
+    """`runs:/<run_id>/<path>`, `models:/<name>@<alias>` or `models:/<name>/<version>` (or `/latest`);
+    None for anything else (a local folder). Raises RegistryError for a malformed runs:/ or models:/ URI."""
+    if not uri.startswith(("runs:/", "models:/")):
+        return None
+    if found := re.fullmatch(r"runs:/([^/]+)/(.+)", uri):
+        return ModelURI("run", found[1], found[2])
+    if found := re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/([^/]+))", uri):
+        return ModelURI("alias" if found[2] else "version", found[1], found[2] or found[3])
+    raise RegistryError(f"cannot read model URI {uri!r}; expected models:/<name>@<alias>, "
+                        "models:/<name>/<version> or runs:/<run_id>/model")
+
+
+def _registered(name: str, mlflow_client: MlflowClient) -> Any:
     try:
-        registered = mlflow_client.get_registered_model(name)
+        return mlflow_client.get_registered_model(name)
     except MlflowException:
         names = sorted(m.name for m in mlflow_client.search_registered_models())
         raise RegistryError(f"no registered model {name!r} in {tracking_uri()}; registered: {names or 'none'}") from None
+
+
+def _alias(name: str, alias: str, mlflow_client: MlflowClient) -> str:
+    aliases = _registered(name, mlflow_client).aliases
+    if alias not in aliases:
+        raise RegistryError(f"model {name!r} has no alias {alias!r}; its aliases: "
+                            f"{dict(sorted(aliases.items())) or 'none'}")
+    return str(aliases[alias])
+
+
+def alias_version(uri: str) -> str | None:
+    """The version `models:/<name>@<alias>` points to now (one registry query, no download); None for
+    any other URI. Raises RegistryError when the model or the alias does not exist."""
+    parsed = parse_model_uri(uri)
+    return _alias(parsed.name, parsed.ref, client()) if parsed and parsed.kind == "alias" else None
+
+
+def _resolve(uri: str, mlflow_client: MlflowClient) -> dict[str, Any]:
+    """{uri, pinned, run_id, name, version}: `pinned` names exactly the version that was resolved."""
+    parsed = parse_model_uri(uri)
+    if parsed is None:
+        raise RegistryError(f"{uri!r} is not a model URI; expected models:/<name>@<alias>, "
+                            "models:/<name>/<version> or runs:/<run_id>/model")
+    if parsed.kind == "run":
+        try:
+            mlflow_client.get_run(parsed.name)
+        except MlflowException:
+            raise RegistryError(f"no MLflow run {parsed.name!r} in {tracking_uri()} (from {uri})") from None
+        versions = mlflow_client.search_model_versions(f"run_id = '{parsed.name}'")
+        latest = max(versions, key=lambda v: int(v.version), default=None)
+        return {"uri": uri, "pinned": uri, "run_id": parsed.name, "name": latest and latest.name,
+                "version": latest and str(latest.version)}
+    name = parsed.name
+    version = _alias(name, parsed.ref, mlflow_client) if parsed.kind == "alias" else parsed.ref
+    if parsed.kind == "version":
+        _registered(name, mlflow_client)
     versions = sorted((str(v.version) for v in mlflow_client.search_model_versions(f"name = '{name}'")), key=int)
-    if alias is not None:
-        if alias not in registered.aliases:
-            raise RegistryError(f"model {name!r} has no alias {alias!r}; its aliases: "
-                                f"{dict(sorted(registered.aliases.items())) or 'none'}")
-        version = str(registered.aliases[alias])
-    elif version == "latest" and versions:
-        version = versions[-1]
+    version = versions[-1] if version == "latest" and versions else version
     if version not in versions:
         raise RegistryError(f"model {name!r} has no version {version!r}; its versions: {versions or 'none'}")
-    run_id = mlflow_client.get_model_version(name, str(version)).run_id
-    return {"uri": uri, "pinned": f"models:/{name}/{version}", "run_id": run_id, "name": name,
-            "version": str(version)}
+    run_id = mlflow_client.get_model_version(name, version).run_id
+    return {"uri": uri, "pinned": f"models:/{name}/{version}", "run_id": run_id, "name": name, "version": version}
 
 
-def download_bundle(uri: str) -> tuple[Path, dict[str, Any]]:
+@contextmanager
+def download_bundle(uri: str) -> Iterator[tuple[Path, dict[str, Any]]]:
     """`runs:/<id>/model`, `models:/<name>@<alias>` or `models:/<name>/<version>` -> the bundle folder
-    (downloaded to a temporary folder; files only, nothing is unpickled) and {name, version, run_id, uri}."""
+    and {uri, pinned, name, version, run_id}, for the block only: the download (files, nothing is
+    unpickled) lives in a temporary folder that is removed on exit, so read what you need inside."""
     mlflow_client = client()
     info = _resolve(uri, mlflow_client)
-    target = tempfile.mkdtemp(prefix="anomaly-model-")
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=info.pop("pinned"), dst_path=target))
-    except MlflowException as error:
-        raise RegistryError(f"cannot download {uri}: {error.message}") from None
-    mlmodel = local / "MLmodel"
-    artifacts = (yaml.safe_load(mlmodel.read_text()) if mlmodel.is_file() else {}) or {}
-    bundle = artifacts.get("flavors", {}).get("python_function", {}).get("artifacts", {}).get("bundle")
-    if not bundle:
-        raise RegistryError(f"{uri} is not an anomaly model: its MLmodel has no 'bundle' artifact")
-    return local / bundle["path"], info
+    with tempfile.TemporaryDirectory(prefix="anomaly-model-") as target:
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=info["pinned"], dst_path=target))
+        except MlflowException as error:
+            raise RegistryError(f"cannot download {uri}: {error.message}") from None
+        mlmodel = local / "MLmodel"
+        artifacts = (yaml.safe_load(mlmodel.read_text()) if mlmodel.is_file() else {}) or {}
+        bundle = artifacts.get("flavors", {}).get("python_function", {}).get("artifacts", {}).get("bundle")
+        if not bundle:
+            raise RegistryError(f"{uri} is not an anomaly model: its MLmodel has no 'bundle' artifact")
+        yield local / bundle["path"], info
 
 
 def serve_ui(host: str, port: int) -> None:

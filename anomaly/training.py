@@ -60,6 +60,17 @@ def calibrate_model(model: torch.nn.Module, config: ModelConfig, normals: Sequen
     return calibrate(scores, maps, fpr=fpr, pixel_fpr=pixel_fpr)
 
 
+def check_scoring_path(model: torch.nn.Module, config: ModelConfig) -> None:
+    """Run the whole scoring path once on a blank batch before training, so that a bad residual,
+    reduction or image size fails now, not after the last epoch."""
+    try:
+        score_images(model.eval(), config, torch.zeros(1, config.channels, *config.image_size))
+    except (ValueError, RuntimeError) as error:
+        raise ValueError(f"model {config.name!r} cannot score {config.image_size[0]}x{config.image_size[1]} "
+                         f"images with these settings: {error}") from error
+    model.train()
+
+
 class EpochLosses(L.Callback):
     """Keeps the per-epoch means Lightning logged, for the result and for MLflow."""
 
@@ -104,7 +115,11 @@ def _fit(config: TrainConfig, samples: list[Sample], *, logger: Any, progress: b
     datamodule = AnomalyDataModule(samples, config.image_size, channels, batch_size=config.batch_size,
                                    val_fraction=config.val_fraction, seed=config.seed,
                                    num_workers=config.num_workers)
+    if not datamodule.val_samples:
+        raise ValueError(f"no held-out normal images to calibrate on: {len(train_normals)} training normal(s) "
+                         f"and val-fraction {config.val_fraction}; give at least 2 training normals")
     model = build_model(model_config)
+    check_scoring_path(model, model_config)
     losses = EpochLosses(on_epoch)
     callbacks: list[L.Callback] = [losses]
     if progress:

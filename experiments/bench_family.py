@@ -16,13 +16,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from benchmark import batch_throughput, fmt  # noqa: E402
+from benchmark import HEADER, benchmark_row  # noqa: E402
 from results_md import write_section  # noqa: E402
 
 from anomaly.config import TrainConfig
-from anomaly.detector import Detector
-from anomaly.evaluation import evaluate
-from anomaly.training import train
 
 EPOCHS = {"dae": 30, "inpaint": 8, "twodec": 9, "ganomaly": 14}
 STEP_GFLOP = {  # per training step at batch 16, 256x256 (ssim-ae: 53), for the record
@@ -38,29 +35,18 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override every model's default")
     parser.add_argument("--out", default="runs")
     args = parser.parse_args()
-    rows, test = [], []
+    rows = []
     for name in args.models.split(","):
         if name not in EPOCHS:
             parser.error(f"unknown family model {name!r}; expected some of {','.join(EPOCHS)}")
         config = TrainConfig(model=name, data=args.data, out=f"{args.out}/bench-{name}", tracking=False,
                              epochs=args.epochs or EPOCHS[name])
-        result = train(config, progress=False)
-        detector = Detector.load(result.bundle_path)
-        test = [s for s in result.samples if s.split == "test"]
-        report, _ = evaluate(detector, test)
-        throughput = batch_throughput(detector, [s.image for s in test])
-        per_defect = ", ".join(f"{d} {fmt(m['image_auroc'])}" for d, m in report.per_defect.items())
-        rows.append(f"| {name} | {config.epochs} | {fmt(report.image_auroc)} | {fmt(report.pixel_auroc)} | "
-                    f"{fmt(report.aupro)} | {fmt(report.f1)} | {result.train_seconds / 60:.1f} | "
-                    f"{throughput:.1f} | {report.images_per_second:.1f} | {per_defect} |")
-        print(rows[-1], flush=True)
-    header = ("| model | epochs | image AUROC | pixel AUROC | AUPRO@0.3 | F1@thr | train min | "
-              "scoring img/s (batch 16, model) | img/s end to end | image AUROC per defect |\n"
-              "|---|---|---|---|---|---|---|---|---|---|\n")
+        row, n_test = benchmark_row(config)
+        rows.append(row)
     size = "x".join(map(str, TrainConfig().image_size))
-    write_section("family", f"Test split of {args.data} ({len(test)} images), {size}, default settings and "
+    write_section("family", f"Test split of {args.data} ({n_test} images), {size}, default settings and "
                   f"options (docs/models.md), threshold calibrated on held-out training normals at 1% FPR. "
-                  f"{REFERENCES}\n\n" + header + "\n".join(rows))
+                  f"{REFERENCES}\n\n" + HEADER + "\n".join(rows))
 
 
 if __name__ == "__main__":

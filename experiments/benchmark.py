@@ -12,8 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from results_md import write_section  # noqa: E402
@@ -42,6 +40,26 @@ def fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+HEADER = ("| model | epochs | image AUROC | pixel AUROC | AUPRO@0.3 | F1@thr | train min | "
+          "scoring img/s (batch 16, model) | img/s end to end | image AUROC per defect |\n"
+          "|---|---|---|---|---|---|---|---|---|---|\n")
+
+
+def benchmark_row(config: TrainConfig) -> tuple[str, int]:
+    """Train `config`, evaluate on its test split; the markdown row (HEADER's columns) and the test size."""
+    result = train(config, progress=False)
+    detector = Detector.load(result.bundle_path)
+    test = [s for s in result.samples if s.split == "test"]
+    report, _ = evaluate(detector, test)
+    throughput = batch_throughput(detector, [s.image for s in test])
+    per_defect = ", ".join(f"{d} {fmt(m['image_auroc'])}" for d, m in report.per_defect.items())
+    row = (f"| {config.model} | {config.epochs} | {fmt(report.image_auroc)} | {fmt(report.pixel_auroc)} | "
+           f"{fmt(report.aupro)} | {fmt(report.f1)} | {result.train_seconds / 60:.1f} | {throughput:.0f} | "
+           f"{report.images_per_second:.0f} | {per_defect} |")
+    print(row, flush=True)
+    return row, len(test)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="../shared/data/mtd/manifest.csv")
@@ -49,29 +67,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override every model's default")
     parser.add_argument("--out", default="runs")
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
     rows = []
     for name in args.models.split(","):
         config = TrainConfig(model=name, data=args.data, out=f"{args.out}/bench-{name}", tracking=False)
-        if args.epochs:
-            config = config.replace(epochs=args.epochs)
-        result = train(config, progress=False)
-        detector = Detector.load(result.bundle_path)
-        test = [s for s in result.samples if s.split == "test"]
-        report, _ = evaluate(detector, test)
-        throughput = batch_throughput(detector, [s.image for s in test])
-        rows.append(f"| {name} | {config.epochs} | {fmt(report.image_auroc)} | {fmt(report.pixel_auroc)} | "
-                    f"{fmt(report.aupro)} | {fmt(report.f1)} | {result.train_seconds / 60:.1f} | "
-                    f"{throughput:.0f} | {report.images_per_second:.0f} |")
-        per_defect = ", ".join(f"{d} {fmt(m['image_auroc'])}" for d, m in report.per_defect.items())
-        rows[-1] += f" {per_defect} |"
-        print(rows[-1], flush=True)
-    header = ("| model | epochs | image AUROC | pixel AUROC | AUPRO@0.3 | F1@thr | train min | "
-              "scoring img/s (batch 16, model) | img/s end to end | image AUROC per defect |\n"
-              "|---|---|---|---|---|---|---|---|---|---|\n")
+        row, n_test = benchmark_row(config.replace(epochs=args.epochs))
+        rows.append(row)
     size = "x".join(map(str, TrainConfig().image_size))
-    write_section("baseline", f"MTD test split ({len(test)} images), {size}, default settings, threshold "
-                  f"calibrated on held-out training normals at 1% FPR.\n\n" + header + "\n".join(rows))
+    write_section("baseline", f"MTD test split ({n_test} images), {size}, default settings, threshold "
+                  f"calibrated on held-out training normals at 1% FPR.\n\n" + HEADER + "\n".join(rows))
 
 
 if __name__ == "__main__":

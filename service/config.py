@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(32 * 2**20, ge=1, description="request body limit (413 above it)")
     max_pixels: int = Field(16_000_000, ge=1, description="width * height limit per image (decompression bombs)")
     max_files: int = Field(32, ge=1, description="images per /v1/predict request")
+    max_request_pixels: int = Field(64_000_000, ge=1, description="width * height summed over a request's images, "
+                                    "read from their headers before decoding (each pixel becomes C float32)")
     reload_interval_s: float = Field(0.0, ge=0, description="poll the model URI for a new version; 0 disables")
     warmup: bool = Field(True, description="run one batch before /readyz reports ready")
 

@@ -1,8 +1,9 @@
 """Every error the service returns is JSON `ErrorPublic` {code, detail}: one mapping, here.
 
-Bad input is always a 4xx naming the problem; `ImageDecodeError` messages (which already name the
-file and the fix) are classified once, in `decode_error`, for both single-file responses and the
-per-file errors inside a multi-file response.
+Bad input is always a 4xx naming the problem; an `ImageDecodeError` (whose message already names the
+file and the fix) is classified by its `kind`, never by its text (which starts with the file's name),
+once, in `decode_error`, for both single-file responses and the per-file errors inside a multi-file
+response. Anything unexpected is a 500 `internal_error` in the same JSON shape.
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ from starlette.exceptions import HTTPException
 from anomaly.data import ImageDecodeError
 from service.schemas import ErrorPublic
 
-# (substring of the lower-cased ImageDecodeError message, HTTP status, code); first match wins
-_DECODE_RULES = (
-    ("empty file", 400, "empty_file"),
-    ("more than the limit", 413, "too_many_pixels"),
-    ("too many pixels", 413, "too_many_pixels"),
-    ("truncated", 422, "truncated_image"),
-    ("unsupported mode", 422, "unsupported_mode"),
-    ("float image", 422, "unsupported_values"),
-)
+# ImageDecodeError.kind -> (HTTP status, code); any other kind (e.g. "invalid") -> 422 not_an_image
+_DECODE_STATUS = {
+    "empty": (400, "empty_file"),
+    "too_many_pixels": (413, "too_many_pixels"),
+    "truncated": (422, "truncated_image"),
+    "unsupported_mode": (422, "unsupported_mode"),
+    "bad_values": (422, "unsupported_values"),
+    "not_image": (422, "not_an_image"),
+    "corrupt": (422, "not_an_image"),
+}
 _HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_many_bytes"}
 
 
@@ -38,10 +40,10 @@ class ServiceError(Exception):
 
 
 def decode_error(error: ImageDecodeError, filename: str | None = None) -> ServiceError:
-    """An image that could not be decoded -> 400 (empty), 413 (too many pixels) or 422 (the rest)."""
-    text = str(error)
-    status, code = next(((s, c) for key, s, c in _DECODE_RULES if key in text.lower()), (422, "not_an_image"))
-    return ServiceError(status, code, text, filename)
+    """An image that could not be decoded -> 400 (empty), 413 (too many pixels) or 422 (the rest),
+    chosen by `error.kind`."""
+    status, code = _DECODE_STATUS.get(error.kind, (422, "not_an_image"))
+    return ServiceError(status, code, str(error), filename)
 
 
 def _json(status: int, error: ErrorPublic, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -79,14 +81,24 @@ async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     return _json(exc.status_code, ErrorPublic(code=code, detail=str(exc.detail)), exc.headers)
 
 
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """Last resort (Starlette's ServerErrorMiddleware, outside MetricsMiddleware, which counts the 500):
+    the same JSON shape as every other error. Starlette re-raises `exc` afterwards, so the server
+    (uvicorn) logs the traceback."""
+    detail = (f"internal error ({type(exc).__name__}) while handling {request.method} {request.url.path}; "
+              "the request itself may be fine: retry, and report it with the time if it persists")
+    return _json(500, ErrorPublic(code="internal_error", detail=detail))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(ImageDecodeError, _decode_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
 
 
 # documented on every route that takes images, so clients (and schemathesis) know the error shape
 ERROR_RESPONSES = {status: {"model": ErrorPublic, "description": text} for status, text in {
-    400: "empty file", 401: "missing or wrong API key", 413: "too many bytes or pixels",
+    400: "empty file", 401: "missing or wrong API key", 413: "too many bytes or pixels (per image or request)",
     422: "not an image, truncated, unsupported mode, too many files, or invalid parameters"}.items()}

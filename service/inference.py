@@ -1,16 +1,21 @@
 """From uploaded files to results: decode (thread pool), score (micro-batch), render (thread pool).
 
-Each file is decoded on its own; a file that cannot be decoded becomes a per-file error while the
-others are scored. Only when no file could be used at all does the request fail as a whole.
+Before anything is decoded, the pixels the images declare in their headers are summed against the
+per-request budget (`max_request_pixels`): a small body of flat PNGs could otherwise become gigabytes
+of float32. Each file is then decoded on its own; a file that cannot be decoded becomes a per-file
+error while the others are scored. Only when no file could be used at all does the request fail as a
+whole.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import io
 
 import numpy as np
 from fastapi import UploadFile
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from anomaly.data import ImageDecodeError, decode_image
@@ -25,11 +30,37 @@ def filename_of(upload: UploadFile, index: int) -> str:
     return upload.filename or f"upload-{index}"
 
 
-async def decode_upload(service: ModelService, detector: Detector, upload: UploadFile,
+def declared_pixels(data: bytes, max_pixels: int) -> int:
+    """width * height from the image header (no pixel is decoded); 0 for a file that will be refused
+    without decoding anyway (not an image, or over `max_pixels` on its own)."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+    except Exception:  # not an image, a bomb PIL refuses: decode_image reports it per file
+        return 0
+    return width * height if width * height <= max_pixels else 0
+
+
+async def read_uploads(service: ModelService, uploads: list[UploadFile]) -> list[bytes]:
+    """Every upload's bytes, once the pixels they declare fit the per-request budget (else 413)."""
+    datas = [await upload.read() for upload in uploads]
+    settings = service.settings
+    limit, per_image = settings.max_request_pixels, settings.max_pixels
+    if len(datas) * per_image <= limit:  # cannot go over: skip reading the headers
+        return datas
+    total = sum(await run_in_threadpool(lambda: [declared_pixels(data, per_image) for data in datas]))
+    if total > limit:
+        raise ServiceError(413, "too_many_request_pixels", (
+            f"the {len(datas)} images in this request declare {total} pixels in all, more than the limit "
+            f"{limit} pixels per request; send them over several requests or downscale them, or raise "
+            "ANOMALY_MAX_REQUEST_PIXELS"))
+    return datas
+
+
+async def decode_upload(service: ModelService, detector: Detector, upload: UploadFile, data: bytes,
                         index: int) -> np.ndarray | ServiceError:
     """(C, H, W) float32 in [0, 1] at the model's channel count, or the error naming the problem."""
     name = filename_of(upload, index)
-    data = await upload.read()
     try:
         return await run_in_threadpool(decode_image, data, detector.config.channels, name=name,
                                        max_pixels=service.settings.max_pixels)
@@ -54,8 +85,10 @@ async def score_uploads(service: ModelService, uploads: list[UploadFile], *, thr
                         heatmap: HeatmapFormat, regions: bool) -> tuple[Detector, list[ImageResultPublic]]:
     """Score every upload with one model (a reload mid-request does not mix versions)."""
     detector = service.detector
+    datas = await read_uploads(service, uploads)
     with service.batcher.incoming(len(uploads)):
-        decoded = await asyncio.gather(*(decode_upload(service, detector, u, i) for i, u in enumerate(uploads)))
+        decoded = await asyncio.gather(*(decode_upload(service, detector, upload, data, i)
+                                         for i, (upload, data) in enumerate(zip(uploads, datas))))
     good = [(i, a) for i, a in enumerate(decoded) if isinstance(a, np.ndarray)]
     if not good:
         raise decoded[0]  # nothing usable: the request fails with the first file's error
@@ -80,8 +113,9 @@ async def score_uploads(service: ModelService, uploads: list[UploadFile], *, thr
 async def overlay_png(service: ModelService, upload: UploadFile) -> bytes:
     """One upload -> PNG overlay at the image's own resolution, on the calibrated colour scale."""
     detector = service.detector
+    [data] = await read_uploads(service, [upload])
     with service.batcher.incoming(1):
-        array = await decode_upload(service, detector, upload, 0)
+        array = await decode_upload(service, detector, upload, data, 0)
     if isinstance(array, ServiceError):
         raise array
     [prediction] = await service.batcher.submit(detector, [array])

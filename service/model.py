@@ -3,7 +3,8 @@
 A reload loads and warms the new model beside the old one and swaps them in one assignment, so
 requests in flight finish on the model they started with; a failed reload keeps the old model,
 records the failure (`last_reload`, metric `anomaly_model_reloads_total{result="failed"}`) and
-answers 502 `reload_failed`.
+answers 502 `reload_failed`. Registry URIs are read and resolved only by `anomaly.tracking` (the one
+module that touches mlflow), imported only when the URI is a registry one.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -26,29 +27,31 @@ from service.errors import ServiceError
 from service.metrics import Metrics
 from service.schemas import ModelRefPublic, ReloadPublic, ReloadStatusPublic
 
+if TYPE_CHECKING:
+    from anomaly.tracking import ModelURI
+
 log = logging.getLogger("service.model")
+
+
+def registry_uri(uri: str) -> ModelURI | None:
+    """`anomaly.tracking.parse_model_uri(uri)` (kind "run", "alias" or "version") for a runs:/ or
+    models:/ URI; None for a local folder, decided as `Detector.load` does, without importing mlflow."""
+    if not uri.startswith(("runs:/", "models:/")):
+        return None
+    from anomaly import tracking
+
+    return tracking.parse_model_uri(uri)
 
 
 def bundle_fingerprint(uri: str) -> str | None:
     """Content hash of a local bundle folder (None for registry URIs, whose version identifies them)."""
     path = Path(uri)
-    if uri.startswith(("runs:/", "models:/")) or not path.is_dir():
+    if registry_uri(uri) is not None or not path.is_dir():
         return None
     digest = hashlib.sha256()
     for file in sorted(p for p in path.iterdir() if p.is_file()):
         digest.update(file.name.encode() + file.read_bytes())
     return digest.hexdigest()
-
-
-def registry_version(uri: str) -> str | None:
-    """The version `models:/<name>@<alias>` points at right now (a registry query, no download);
-    None for any other URI."""
-    found = re.fullmatch(r"models:/([^/@]+)@([^/]+)", uri)
-    if not found:
-        return None
-    from anomaly.tracking import client
-
-    return str(client().get_registered_model(found[1]).aliases[found[2]])
 
 
 def version_label(detector: Detector) -> str:
@@ -70,10 +73,15 @@ class ModelService:
         self._detector: Detector | None = None
         self.fingerprint: tuple | None = None
         self.loaded_at = 0.0
-        self.ready = False
+        self.warmed_up = False
         self.last_reload: ReloadStatusPublic | None = None
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
+
+    @property
+    def ready(self) -> bool:
+        """Loaded, warmed up, and the inference worker is alive (else requests would hang)."""
+        return self.warmed_up and self.batcher.running
 
     @property
     def detector(self) -> Detector:
@@ -120,7 +128,7 @@ class ModelService:
     async def _warm_then_ready(self) -> None:
         if self.settings.warmup:
             await self.batcher.run(self._warm_up, self.detector)
-        self.ready = True
+        self.warmed_up = True
         log.info("model %s ready", self.settings.model)
 
     async def reload(self, *, only_if_changed: bool = False) -> ReloadPublic:
@@ -151,14 +159,20 @@ class ModelService:
             return ReloadPublic(changed=changed, previous=previous, current=current)
 
     def _unchanged(self) -> bool:
-        """Cheap check before a polled reload: same folder content, or the alias still on our version."""
+        """Cheap check before a polled reload: same folder content, a pinned URI, or the alias still on
+        our version. `models:/<name>/latest` is never known unchanged (a full reload compares versions)."""
         uri, (version, _, digest) = self.settings.model, self.fingerprint
         if digest is not None:
             return bundle_fingerprint(uri) == digest
-        if re.fullmatch(r"runs:/.+|models:/[^/@]+/\d+", uri):  # pinned: never changes
-            return True
+        parsed = registry_uri(uri)
+        if parsed is None or parsed.kind == "run" or (parsed.kind == "version" and parsed.ref.isdigit()):
+            return True  # pinned: never changes
+        if parsed.kind != "alias":
+            return False
+        from anomaly import tracking
+
         try:
-            return registry_version(uri) == version
+            return tracking.alias_version(uri) == version
         except Exception:  # the registry is unreachable or the alias is gone: let the reload report it
             return False
 

@@ -14,10 +14,12 @@ class HeatmapFormat(str, Enum):
 
 
 class ErrorPublic(BaseModel):
-    """Every 4xx body, and each refused file inside a multi-file /v1/predict response."""
+    """Every error body (4xx, and 500 for a fault of the service), and each refused file inside a
+    multi-file /v1/predict response."""
 
-    code: str = Field(description="machine-readable: empty_file, not_an_image, truncated_image, "
-                                  "unsupported_mode, too_many_pixels, too_many_bytes, too_many_files, ...")
+    code: str = Field(description="machine-readable: empty_file, not_an_image, truncated_image, unsupported_mode, "
+                                  "too_many_pixels, too_many_request_pixels, too_many_bytes, too_many_files, "
+                                  "internal_error, ...")
     detail: str = Field(description="what was received, what was expected, how to fix it")
     filename: str | None = None
 

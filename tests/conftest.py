@@ -25,6 +25,21 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory):
         yield store
 
 
+def sample_subset(path: Path, n_train: int, n_test_normal: int, n_test_anomalous: int) -> Path:
+    """Write a manifest at `path` with the first images of each kind from the bundled sample (absolute paths)."""
+    with open(SAMPLE_MANIFEST) as f:
+        rows = list(csv.DictReader(f))
+    keep = ([r for r in rows if r["split"] == "train"][:n_train]
+            + [r for r in rows if r["split"] == "test" and r["label"] == "normal"][:n_test_normal]
+            + [r for r in rows if r["label"] == "anomalous"][:n_test_anomalous])
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for r in keep:
+            writer.writerow({**r, "image": SAMPLE_DIR / r["image"], "mask": SAMPLE_DIR / r["mask"] if r["mask"] else ""})
+    return path
+
+
 @pytest.fixture(scope="session")
 def sample_rows() -> list[dict[str, str]]:
     with open(SAMPLE_MANIFEST) as f:

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,11 +178,13 @@ def run_local(detector: Detector, paths: list[str], options: AuditOptions, sink:
         if failure:
             raise failure[0]
 
+    decoded = _decode_ahead(detector, paths, options.workers, 2 * options.batch_size, decode_busy)
     try:
-        for item in _decode_ahead(detector, paths, options.workers, 2 * options.batch_size, decode_busy):
-            pending.append(item)
-            if sum(a is not None for _, a, _ in pending) >= options.batch_size:
-                flush()
+        with closing(decoded):  # a failing flush shuts the decode pool down before the error propagates
+            for item in decoded:
+                pending.append(item)
+                if sum(a is not None for _, a, _ in pending) >= options.batch_size:
+                    flush()
         flush()
     finally:
         work.put(None)

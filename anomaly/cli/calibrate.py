@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,7 +19,8 @@ def recalibrate(model: str, data: str, *, fpr: float | None = None, pixel_fpr: f
                 register_as: str | None = None, promote: bool = False):
     """Score the normal images (label 0) of `data` with `model`, calibrate, write a bundle with the same
     weights and the new calibration; with `tracking`, log a calibration run and register it.
-    Returns (old Calibration, new Calibration, bundle path, Registration or None)."""
+    Returns (old Calibration, new Calibration, bundle path or None, Registration or None): without
+    `out` the bundle only lives in a temporary folder while it is logged, and the path is None."""
     from anomaly.bundle import save_bundle
     from anomaly.calibration import calibrate
     from anomaly.data import load_samples
@@ -33,10 +35,17 @@ def recalibrate(model: str, data: str, *, fpr: float | None = None, pixel_fpr: f
     scores, maps = score_samples(detector.model, detector.config, normals)
     new = calibrate(scores, maps, fpr=old.target_fpr if fpr is None else fpr,
                     pixel_fpr=old.pixel_fpr if pixel_fpr is None else pixel_fpr)
-    bundle = save_bundle(out or tempfile.mkdtemp(prefix="anomaly-calibrated-"), detector.config,
-                         detector.model.state_dict(), new)
-    if not tracking:
-        return old, new, bundle, None
+    with ExitStack() as stack:
+        folder = out or stack.enter_context(tempfile.TemporaryDirectory(prefix="anomaly-calibrated-"))
+        bundle = save_bundle(folder, detector.config, detector.model.state_dict(), new)
+        registration = _log_run(detector, model, data, normals, scores, old, new, bundle, experiment=experiment,
+                                register_as=register_as, promote=promote) if tracking else None
+    return old, new, bundle if out else None, registration
+
+
+def _log_run(detector, model: str, data: str, normals: list, scores, old, new, bundle: Path, *,
+             experiment: str | None, register_as: str | None, promote: bool):
+    """The calibration run: params, new and previous thresholds, score histogram; registers `bundle`."""
     from anomaly import tracking as mlflow_tracking
     from anomaly.plots import score_histogram
     from anomaly.run_logging import describe, log_calibration, register
@@ -63,7 +72,7 @@ def recalibrate(model: str, data: str, *, fpr: float | None = None, pixel_fpr: f
                                 fingerprint=fingerprint)
         describe(new, None, registration, extra=f"Re-calibrated {model} (same weights); previous image threshold "
                                                 f"{old.image_threshold:.5g}.")
-    return old, new, bundle, registration
+    return registration
 
 
 @app.command("calibrate")

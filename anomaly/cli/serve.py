@@ -18,6 +18,8 @@ def serve(
     port: Annotated[Optional[int], Opt(help="TCP port (env ANOMALY_PORT, default 8000)")] = None,
     workers: Annotated[Optional[int], Opt(help="worker processes, each with its own model "
                                                "(env ANOMALY_WORKERS, default 1)")] = None,
+    backend: Annotated[Optional[str], Opt(help="inference backend: torch | onnxruntime "
+                                               "(env ANOMALY_BACKEND, default torch)")] = None,
     log_level: Annotated[str, Opt(help="uvicorn log level")] = "info",
 ) -> None:
     """Serve a model over HTTP: POST /v1/predict, /v1/heatmap; GET /v1/model, /healthz, /readyz, /metrics, /."""
@@ -27,7 +29,8 @@ def serve(
     from service.config import Settings, get_settings
 
     # options win over the environment; written back to it so every worker process reads the same
-    for name, value in (("MODEL", model), ("HOST", host), ("PORT", port), ("WORKERS", workers)):
+    for name, value in (("MODEL", model), ("HOST", host), ("PORT", port), ("WORKERS", workers),
+                        ("BACKEND", backend)):
         if value is not None:
             os.environ[f"ANOMALY_{name}"] = str(value)
     get_settings.cache_clear()

@@ -26,7 +26,8 @@ def parse_options(pairs: list[str]) -> dict:
 @app.command()
 def train(
     config: Annotated[Optional[Path], Opt(help="YAML file with any of the keys below (CLI options win)")] = None,
-    model: Annotated[Optional[str], Opt(help="ae | ssim-ae | vae")] = None,
+    model: Annotated[Optional[str], Opt(help="ae | ssim-ae | vae | dae | inpaint | twodec | ganomaly | draem "
+                                             "(docs/models.md) [default: ssim-ae]")] = None,
     data: Annotated[Optional[str], Opt(help="manifest CSV, MVTec-style folder or folder of normal images "
                                             "[default: the bundled MTD sample]")] = None,
     out: Annotated[Optional[str], Opt(help="bundle folder to write [default: runs/latest]")] = None,
@@ -41,8 +42,11 @@ def train(
     depth: Annotated[Optional[int], Opt(help="number of stride-2 stages")] = None,
     latent_dim: Annotated[Optional[int], Opt()] = None,
     beta: Annotated[Optional[float], Opt(help="KL weight (vae)")] = None,
-    residual: Annotated[Optional[str], Opt(help="anomaly map: l2 | ssim | ssim+l2")] = None,
+    residual: Annotated[Optional[str], Opt(help="anomaly map: l2 | ssim | ssim+l2 (inpaint also msgms; draem "
+                                                "uses its segmentation) [default: the model's, docs/models.md]")] = None,
+    smoothing_sigma: Annotated[Optional[float], Opt(help="Gaussian smoothing of the map in model pixels, 0 = off")] = None,
     score_reduction: Annotated[Optional[str], Opt(help="max | topk")] = None,
+    topk: Annotated[Optional[float], Opt(help="fraction of pixels averaged by --score-reduction topk")] = None,
     fpr: Annotated[Optional[float], Opt(help="target false-alarm rate on normal images")] = None,
     pixel_fpr: Annotated[Optional[float], Opt(help="target false-positive rate on normal pixels")] = None,
     val_fraction: Annotated[Optional[float], Opt(help="normal images held out for calibration")] = None,
@@ -70,10 +74,12 @@ def train(
         cfg = base.replace(model=model, data=data, out=out, image_size=image_size, channels=channels,
                            epochs=epochs, batch_size=batch_size, seed=seed, accelerator=accelerator, lr=lr,
                            width=width, depth=depth, latent_dim=latent_dim, beta=beta, residual=residual,
-                           score_reduction=score_reduction, fpr=fpr, pixel_fpr=pixel_fpr,
+                           smoothing_sigma=smoothing_sigma, score_reduction=score_reduction, topk=topk,
+                           fpr=fpr, pixel_fpr=pixel_fpr,
                            val_fraction=val_fraction, num_workers=num_workers,
                            options={**base.options, **parse_options(option)} if option else None,
-                           tracking=tracking, experiment=experiment, register_as=register_as, promote=promote)
+                           tracking=tracking, experiment=experiment, register_as=register_as, promote=promote,
+                           evaluate=evaluate)
         result = run_training(cfg)
     except (ValueError, FileNotFoundError) as error:
         fail(str(error))

@@ -166,6 +166,9 @@ def parse_image_size(text: str | int | Sequence[int]) -> tuple[int, int]:
     return values[0], values[1]
 
 
+CACHE_BYTES = 4 * 2**30  # decoded training images kept in memory, at most
+
+
 class ImageDataset(Dataset):
     """Samples decoded and resized for a model.
 
@@ -176,7 +179,9 @@ class ImageDataset(Dataset):
 
     With ``cache=True`` the resized image is kept in memory as float16 (half the memory of
     float32, error < 2.5e-4) after the first decode; every read, the first included, returns
-    the float16-rounded value, so all epochs see identical inputs.
+    the float16-rounded value, so all epochs see identical inputs. The cache is used only while
+    the whole dataset fits in ``CACHE_BYTES`` (memory must not grow without bound with the
+    training set); larger datasets are decoded every epoch (use ``num_workers`` then).
     """
 
     def __init__(self, samples: Sequence[Sample], image_size: tuple[int, int], channels: int, cache: bool = True):
@@ -185,7 +190,8 @@ class ImageDataset(Dataset):
         self.samples = list(samples)
         self.image_size = parse_image_size(image_size)
         self.channels = channels
-        self.cache = cache
+        h, w = self.image_size
+        self.cache = cache and len(self.samples) * channels * h * w * 2 <= CACHE_BYTES
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
 
     def __len__(self) -> int:

@@ -2,7 +2,7 @@
 
 Every image, whatever its mode or bit depth, becomes a ``(C, H, W) float32`` array in
 ``[0, 1]`` with ``C`` in ``{1, 3}``; every failure becomes an :class:`ImageDecodeError`
-that names the source and the problem.
+that names the source and the problem, with a machine-readable ``kind``.
 
 Rules (applied in this order):
 
@@ -35,8 +35,30 @@ GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
+DECODE_ERROR_KINDS = frozenset(
+    {"empty", "not_found", "not_image", "corrupt", "truncated", "too_many_pixels",
+     "unsupported_mode", "bad_values", "invalid"}
+)
+
+
 class ImageDecodeError(ValueError):
-    """An image could not be decoded; the message names the source and the problem."""
+    """An image could not be decoded; the message names the source and the problem.
+
+    ``kind`` says which problem, for code that must not parse the message (which starts with the
+    file's name): one of :data:`DECODE_ERROR_KINDS`, ``"invalid"`` when the raiser gave none.
+    """
+
+    def __init__(self, message: str, kind: str = "invalid") -> None:
+        if kind not in DECODE_ERROR_KINDS:
+            raise ValueError(
+                f"unknown ImageDecodeError kind {kind!r}; "
+                f"expected one of {sorted(DECODE_ERROR_KINDS)}"
+            )
+        super().__init__(message)
+        self.kind = kind
+
+    def __reduce__(self):  # keep `kind` across pickling (data-loader workers)
+        return type(self), (str(self), self.kind)
 
 
 def _label(source: str | Path | bytes, name: str | None) -> str:
@@ -50,48 +72,54 @@ def _open(source: str | Path | bytes, label: str, max_pixels: int) -> Image.Imag
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         if not data:
-            raise ImageDecodeError(f"{label}: empty file (0 bytes)")
+            raise ImageDecodeError(f"{label}: empty file (0 bytes)", "empty")
         stream: io.BytesIO | Path = io.BytesIO(data)
     else:
         stream = Path(source)
         if not stream.is_file():
-            raise ImageDecodeError(f"{label}: file not found; check the path")
+            raise ImageDecodeError(f"{label}: file not found; check the path", "not_found")
         if stream.stat().st_size == 0:
-            raise ImageDecodeError(f"{label}: empty file (0 bytes); re-export or remove it")
+            raise ImageDecodeError(
+                f"{label}: empty file (0 bytes); re-export or remove it", "empty"
+            )
     try:
         img = Image.open(stream)
     except UnidentifiedImageError as exc:
         raise ImageDecodeError(
             f"{label}: not an image (PIL cannot identify the format: {exc}); "
-            "expected PNG, JPEG, BMP, TIFF or WebP"
+            "expected PNG, JPEG, BMP, TIFF or WebP",
+            "not_image",
         ) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         found = re.search(r"\((\d+) pixels\)", str(exc))
         count = found.group(1) if found else "too many"
         raise ImageDecodeError(
             f"{label}: image has {count} pixels, more than the limit {max_pixels}; "
-            "downscale it first"
+            "downscale it first",
+            "too_many_pixels",
         ) from exc
     except Exception as exc:
-        raise _failure(exc, label, "not an image") from exc
+        raise _failure(exc, label, "not an image", "not_image") from exc
     width, height = img.size
     if width * height > max_pixels:
         img.close()
         raise ImageDecodeError(
             f"{label}: image has {width * height} pixels ({width}x{height}), more than the "
-            f"limit {max_pixels}; downscale it first or raise max_pixels"
+            f"limit {max_pixels}; downscale it first or raise max_pixels",
+            "too_many_pixels",
         )
     return img
 
 
-def _failure(exc: Exception, label: str, problem: str) -> ImageDecodeError:
-    """Turn any PIL exception into an ImageDecodeError; truncation gets its own message."""
+def _failure(exc: Exception, label: str, problem: str, kind: str) -> ImageDecodeError:
+    """Turn any PIL exception into an ImageDecodeError of ``kind``; truncation gets its own."""
     text = str(exc) or type(exc).__name__
     if isinstance(exc, EOFError) or "truncat" in text.lower() or "broken" in text.lower():
         return ImageDecodeError(
-            f"{label}: truncated image ({text}); the file is incomplete, copy or export it again"
+            f"{label}: truncated image ({text}); the file is incomplete, copy or export it again",
+            "truncated",
         )
-    return ImageDecodeError(f"{label}: {problem} ({type(exc).__name__}: {text})")
+    return ImageDecodeError(f"{label}: {problem} ({type(exc).__name__}: {text})", kind)
 
 
 def _load(img: Image.Image, label: str) -> Image.Image:
@@ -100,21 +128,26 @@ def _load(img: Image.Image, label: str) -> Image.Image:
         img.load()
         return ImageOps.exif_transpose(img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageDecodeError(f"{label}: image has too many pixels ({exc})") from exc
+        raise ImageDecodeError(
+            f"{label}: image has too many pixels ({exc})", "too_many_pixels"
+        ) from exc
     except Exception as exc:
-        raise _failure(exc, label, "cannot decode image") from exc
+        raise _failure(exc, label, "cannot decode image", "corrupt") from exc
 
 
 def _float_scale(values: np.ndarray, label: str) -> np.ndarray:
     if not np.isfinite(values).all():
-        raise ImageDecodeError(f"{label}: float image contains NaN or infinite values")
+        raise ImageDecodeError(
+            f"{label}: float image contains NaN or infinite values", "bad_values"
+        )
     lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
     for top in (1.0, 255.0, 65535.0):
         if lo >= 0.0 and hi <= top:
             return values / np.float32(top)
     raise ImageDecodeError(
         f"{label}: float image has values in [{lo:g}, {hi:g}], outside [0, 1], [0, 255] "
-        "and [0, 65535]; rescale it to [0, 1]"
+        "and [0, 65535]; rescale it to [0, 1]",
+        "bad_values",
     )
 
 
@@ -139,7 +172,8 @@ def _to_array(img: Image.Image, label: str) -> np.ndarray:
         arr = np.asarray(rgb).astype(np.float32).transpose(2, 0, 1) / np.float32(255)
     else:
         raise ImageDecodeError(
-            f"{label}: unsupported mode {mode}; convert it to RGB or 8/16-bit greyscale"
+            f"{label}: unsupported mode {mode}; convert it to RGB or 8/16-bit greyscale",
+            "unsupported_mode",
         )
     return np.ascontiguousarray(np.clip(arr, 0.0, 1.0), dtype=np.float32)
 
@@ -166,7 +200,8 @@ def decode_image(
 
     Raises
     ------
-    ImageDecodeError : empty, not an image, truncated, too large or unsupported.
+    ImageDecodeError : empty, not an image, truncated, too large or unsupported; ``kind`` says
+        which.
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels!r}")
@@ -180,7 +215,8 @@ def decode_image(
         except Exception as exc:  # e.g. a conversion PIL does not implement
             raise ImageDecodeError(
                 f"{label}: unsupported mode {upright.mode} ({exc}); convert it to RGB or "
-                "8/16-bit greyscale"
+                "8/16-bit greyscale",
+                "unsupported_mode",
             ) from exc
     if arr.shape[0] == channels:
         return arr

@@ -1,12 +1,14 @@
 """The local engine: every input becomes one row, scores equal the Detector's, outputs stay in --out."""
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from anomaly.audit import AuditOptions, expand_inputs, read_rows, run_audit
+from anomaly.audit import engine
 from tests.audit.conftest import BROKEN
 
 
@@ -76,3 +78,20 @@ def test_hostile_file_names_stay_inside_out(detector, inputs, tmp_path):
     written = [Path(root, f).resolve() for root, _, files in os.walk(out) for f in files]
     assert len(written) >= 6 and all(inside in p.parents for p in written)
     assert set(os.listdir(tmp_path)) == {"in", "out"}
+
+
+def _fail(*args, **kwargs):
+    raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize("where", ["predict_batch", "sink"])
+def test_a_failure_shuts_the_decode_pool_down(detector, inputs, tmp_path, monkeypatch, where):
+    if where == "sink":
+        monkeypatch.setattr(engine.Sink, "put", _fail)
+    else:
+        monkeypatch.setattr(engine, "predict_batch", _fail)
+    paths, _ = expand_inputs([str(inputs)])
+    with pytest.raises(RuntimeError, match="boom") as error:  # the traceback (kept) holds the engine's frames
+        run_audit(detector, paths, AuditOptions(out=tmp_path, batch_size=1, workers=2), report=False)
+    alive = [t.name for t in threading.enumerate() if t.name.startswith("audit-")]
+    assert alive == [] and error.traceback

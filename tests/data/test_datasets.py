@@ -170,3 +170,15 @@ def test_image_dataset_errors_name_the_file(tmp_path):
     image, mask = _png(tmp_path / "i.png", size=(6, 8)), _png(tmp_path / "m.png", size=(8, 6))
     with pytest.raises(ValueError, match=r"m\.png is 8x6 but its image .*i\.png is 6x8"):
         ImageDataset([Sample(image, mask, 1, "x", "test")], (4, 4), 1)[0]
+
+
+def test_cache_is_skipped_when_the_dataset_would_not_fit(monkeypatch):
+    import anomaly.data.datasets as datasets
+
+    samples = [s for s in read_manifest(MANIFEST) if s.label == 0][:4]
+    assert datasets.ImageDataset(samples, (32, 32), 1).cache
+    monkeypatch.setattr(datasets, "CACHE_BYTES", 4 * 32 * 32 * 2 - 1)  # one byte short of the 4 images
+    dataset = datasets.ImageDataset(samples, (32, 32), 1)
+    assert not dataset.cache
+    dataset[0]
+    assert dataset._cache == {}

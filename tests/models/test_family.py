@@ -5,7 +5,6 @@ Tiny sizes throughout (32x48, width 4): the behaviour, not the quality, is under
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import lightning as L
@@ -20,6 +19,7 @@ from anomaly.data import decode_image, load_samples, resize
 from anomaly.detector import Detector, preprocess, score_images
 from anomaly.models import DEFAULT_RESIDUALS, MODEL_CLASSES, build_model
 from anomaly.training import SAMPLE_MANIFEST, train
+from tests.conftest import sample_subset
 
 FAMILY = ["dae", "inpaint", "twodec", "ganomaly"]
 SIZE = (32, 48)
@@ -124,18 +124,8 @@ def test_unknown_or_invalid_options_are_refused_with_the_choices():
 
 @pytest.fixture(scope="module")
 def tiny_manifest(tmp_path_factory) -> str:
-    """12 training normals and 4 test images of the bundled sample (absolute paths)."""
-    with open(SAMPLE_MANIFEST) as f:
-        rows = list(csv.DictReader(f))
-    keep = [r for r in rows if r["split"] == "train"][:12] + [r for r in rows if r["split"] == "test"][::5][:4]
-    root = Path(str(SAMPLE_MANIFEST)).parent
-    path = tmp_path_factory.mktemp("manifest") / "manifest.csv"
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for r in keep:
-            writer.writerow({**r, "image": str(root / r["image"]), "mask": str(root / r["mask"]) if r["mask"] else ""})
-    return str(path)
+    """12 training normals and 2 + 2 test images of the bundled sample."""
+    return str(sample_subset(tmp_path_factory.mktemp("manifest") / "manifest.csv", 12, 2, 2))
 
 
 @pytest.fixture(scope="module")

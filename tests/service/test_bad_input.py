@@ -102,13 +102,56 @@ def test_garbage_http_does_not_kill_the_server(client, server):
     assert client.get("/healthz").status_code == 200
 
 
-@pytest.mark.parametrize("message, status, code", [
-    ("x.tif: unsupported mode BGR;15; convert it to RGB or 8/16-bit greyscale", 422, "unsupported_mode"),
-    ("x.tif: float image has values in [-1, 2], outside [0, 1], [0, 255] and [0, 65535]; rescale", 422,
-     "unsupported_values"),
-    ("x.png: image has too many pixels (...)", 413, "too_many_pixels"),
+MISNAMED = {  # a file name that reads like another problem: (bytes, status, code)
+    "empty file.png": (BAD["notes.png"][0], 422, "not_an_image"),
+    "truncated.png": (BAD["notes.png"][0], 422, "not_an_image"),
+    "too many pixels.jpg": (BAD["half.jpg"][0], 422, "truncated_image"),
+    "empty file (0 bytes).png": (BAD["bomb.png"][0], 413, "too_many_pixels"),
+}
+
+
+@pytest.mark.parametrize("name", list(MISNAMED))
+def test_status_follows_the_content_never_the_file_name(client, name):
+    data, status, code = MISNAMED[name]
+    for route, field in (("/v1/predict", "files"), ("/v1/heatmap", "file")):
+        response = client.post(route, files={field: (name, data, "application/octet-stream")})
+        assert (response.status_code, response.json()["code"]) == (status, code), response.text
+    files = [("files", ("good.jpg", NORMAL_JPG.read_bytes())), ("files", (name, data))]
+    [_, refused] = client.post("/v1/predict", files=files).json()["results"]
+    assert refused["error"]["code"] == code  # the same inside a multi-file response
+
+
+@pytest.mark.parametrize("kind, status, code", [
+    ("unsupported_mode", 422, "unsupported_mode"),
+    ("bad_values", 422, "unsupported_values"),
+    ("too_many_pixels", 413, "too_many_pixels"),
+    ("corrupt", 422, "not_an_image"),
+    ("invalid", 422, "not_an_image"),
 ])
-def test_error_mapping_of_messages_no_file_can_trigger(message, status, code):
-    """PIL opens every file in a mode the decoder handles, so 'unsupported mode' is checked on the mapping."""
-    error = decode_error(ImageDecodeError(message), "x")
+def test_error_mapping_of_kinds_no_file_can_trigger(kind, status, code):
+    """PIL opens every file in a mode the decoder handles, so 'unsupported mode' is checked on the mapping;
+    the message (here one that names another problem) is passed through, never read."""
+    message = "empty file truncated.tif: a problem"
+    error = decode_error(ImageDecodeError(message, kind), "x")
     assert (error.status, error.error.code, error.error.detail) == (status, code, message)
+    assert ImageDecodeError(message).kind == "invalid"  # the one-argument form still works
+
+
+def _flat_png(width: int, height: int) -> bytes:
+    buf = io.BytesIO()
+    Image.new("L", (width, height)).save(buf, "PNG")  # a few kB that decode to width * height pixels
+    return buf.getvalue()
+
+
+def test_pixels_per_request_are_budgeted_from_the_headers(client, server, monkeypatch):
+    monkeypatch.setattr(server.app.state.service.settings, "max_request_pixels", 2_500_000)
+    flat = _flat_png(1000, 1000)  # 1,000,000 pixels each: at the per-image limit, within it
+    files = [("files", (f"{i}.png", flat)) for i in range(3)]
+    response = client.post("/v1/predict", files=files)
+    assert response.status_code == 413 and response.json()["code"] == "too_many_request_pixels"
+    assert "3 images" in response.json()["detail"] and "3000000 pixels" in response.json()["detail"]
+    assert "limit 2500000" in response.json()["detail"]
+    # files refused on their own (not an image, over the per-image limit) are never decoded: not counted
+    files = files[:2] + [("files", ("notes.png", BAD["notes.png"][0])), ("files", ("bomb.png", BAD["bomb.png"][0]))]
+    results = client.post("/v1/predict", files=files).json()["results"]
+    assert [r["error"] and r["error"]["code"] for r in results] == [None, None, "not_an_image", "too_many_pixels"]

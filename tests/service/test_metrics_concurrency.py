@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 
 import httpx
 import numpy as np
@@ -117,3 +118,84 @@ def test_batcher_waits_only_for_requests_being_decoded():
 
     alone, calls = asyncio.run(run())
     assert alone < 0.25 and calls == [1, 2]  # alone: not held for max_wait; then both in one batch
+
+
+def test_batcher_survives_a_failure_outside_the_model():
+    async def run():
+        failures = [RuntimeError("metrics backend down")]
+
+        def on_batch(size: int) -> None:  # raises once, then works
+            if failures:
+                raise failures.pop()
+
+        batcher = MicroBatcher(max_batch_size=4, max_wait=0.01, on_batch=on_batch)
+        batcher.start()
+        fake = _FakeDetector()
+        try:
+            failed = await asyncio.wait_for(batcher.submit(fake, [np.ones((1, 2, 2), np.float32)]), 5)
+        except RuntimeError as error:
+            failed = error
+        served = await asyncio.wait_for(batcher.submit(fake, [np.ones((1, 2, 2), np.float32)]), 5)
+        running = batcher.running
+        await batcher.stop()
+        return failed, served, running
+
+    failed, served, running = asyncio.run(run())
+    assert isinstance(failed, RuntimeError) and "metrics backend down" in str(failed)
+    assert served == [1.0] and running
+
+
+class _SlowDetector(_FakeDetector):
+    def __init__(self) -> None:
+        super().__init__()
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def predict_arrays(self, arrays, threshold=None):
+        self.started.set()
+        self.release.wait(10)
+        return super().predict_arrays(arrays, threshold)
+
+
+def test_stop_answers_jobs_being_collected_or_run():
+    async def run():
+        outcomes = []
+        for stage in ("collecting", "running"):
+            batcher = MicroBatcher(max_batch_size=8, max_wait=30)
+            batcher.start()
+            slow = _SlowDetector()
+            with batcher.incoming(1 if stage == "collecting" else 0):
+                job = asyncio.ensure_future(batcher.submit(slow, [np.zeros((1, 2, 2), np.float32)]))
+                if stage == "collecting":  # out of the queue, waiting up to 30 s for the image being decoded
+                    await asyncio.sleep(0.05)
+                else:  # out of the queue, inside predict_arrays; the thread ends after stop() answered
+                    await asyncio.to_thread(slow.started.wait, 5)
+                    threading.Timer(0.2, slow.release.set).start()
+                await batcher.stop()
+            try:
+                outcomes.append(await asyncio.wait_for(job, 5))
+            except (RuntimeError, TimeoutError) as error:
+                outcomes.append(error)
+        return outcomes
+
+    for outcome in asyncio.run(run()):
+        assert isinstance(outcome, RuntimeError) and "shutting down" in str(outcome), outcome
+
+
+def test_unexpected_error_is_a_counted_json_500_and_the_next_request_works(client, server, monkeypatch):
+    batcher = server.app.state.service.batcher
+    failures = [RuntimeError("injected fault")]
+
+    def on_batch(size: int, observe=batcher.on_batch) -> None:
+        if failures:
+            raise failures.pop()
+        observe(size)
+
+    monkeypatch.setattr(batcher, "on_batch", on_batch)
+    files = {"files": ("a.jpg", NORMAL_JPG.read_bytes())}
+    failed = client.post("/v1/predict", files=files)
+    assert failed.status_code == 500 and failed.headers["content-type"] == "application/json"
+    assert failed.json()["code"] == "internal_error" and "RuntimeError" in failed.json()["detail"]
+    assert client.post("/v1/predict", files=files).status_code == 200
+    assert client.get("/readyz").status_code == 200
+    text = client.get("/metrics").text
+    assert _metric(text, "anomaly_http_requests_total", route="/v1/predict", status="500") >= 1

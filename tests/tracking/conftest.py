@@ -3,7 +3,6 @@ real `anomaly ui` server on that store, booting in the background while the mode
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import socket
@@ -18,7 +17,8 @@ import pytest
 
 from anomaly import tracking
 from anomaly.config import TrainConfig
-from anomaly.training import SAMPLE_MANIFEST, TrainResult, train
+from anomaly.training import TrainResult, train
+from tests.conftest import sample_subset
 
 TINY = dict(model="ssim-ae", image_size=(64, 64), epochs=3, width=8, latent_dim=32, batch_size=8, seed=0,
             accelerator="cpu")
@@ -34,17 +34,7 @@ def free_port() -> int:
 @pytest.fixture(scope="package")
 def manifest(tmp_path_factory) -> Path:
     """A small subset of the bundled sample (absolute paths): 16 train normals, 3 + 3 test images."""
-    rows = list(csv.DictReader(open(SAMPLE_MANIFEST)))
-    keep = ([r for r in rows if r["split"] == "train"][:16] + [r for r in rows if r["split"] == "test"
-            and r["label"] == "normal"][:3] + [r for r in rows if r["label"] == "anomalous"][:3])
-    base = Path(str(SAMPLE_MANIFEST)).parent
-    path = tmp_path_factory.mktemp("data") / "tiny.csv"
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for r in keep:
-            writer.writerow({**r, "image": base / r["image"], "mask": base / r["mask"] if r["mask"] else ""})
-    return path
+    return sample_subset(tmp_path_factory.mktemp("data") / "tiny.csv", 16, 3, 3)
 
 
 @pytest.fixture(scope="package")

@@ -28,6 +28,10 @@ class DraemModel(ReconstructionModel):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
         self.options = model_options(config, DEFAULTS)
+        factor = 2 ** max(config.depth, self.options["seg_depth"])
+        if self.options["crop"] % factor:
+            raise ValueError(f"draem crop {self.options['crop']} must be a multiple of {factor} "
+                             f"(2**max(depth, seg_depth)); e.g. --option crop={max(factor, 128 // factor * factor)}")
         self.net = Draem(config.channels, config.width, config.depth, self.options["seg_width"],
                          self.options["seg_depth"])
         self.generator: torch.Generator | None = None

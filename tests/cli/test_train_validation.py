@@ -1,0 +1,45 @@
+"""Bad training settings fail before the first epoch, with a message naming the option."""
+
+import time
+
+import pytest
+
+from anomaly.config import TrainConfig
+from anomaly.training import train
+from tests.conftest import TINY, sample_subset
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"fpr": 1.5}, "fpr must be in \\(0, 1\\)"),
+    ({"pixel_fpr": 0.0}, "pixel-fpr must be in \\(0, 1\\)"),
+    ({"val_fraction": 0.0}, "val-fraction must be in \\(0, 1\\)"),
+    ({"score_reduction": "mean"}, "score-reduction must be 'max' or 'topk'"),
+    ({"channels": 2}, "channels must be 1, 3 or 0"),
+    ({"epochs": 0}, "epochs must be >= 1"),
+])
+def test_config_rejects_out_of_range_values(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**overrides)
+    with pytest.raises(ValueError, match=message):  # also through replace(), as the CLI and YAML use it
+        TrainConfig().replace(**overrides)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"residual": "bogus"}, "unknown residual kind 'bogus'"),
+    ({"image_size": (60, 64)}, "not divisible by 2\\*\\*depth"),
+    ({"model": "draem", "residual": "segmentation", "image_size": (64, 64), "options": {"crop": 20}},
+     "crop 20 must be a multiple of"),
+])
+def test_model_settings_fail_before_any_training(tmp_path, overrides, message):
+    config = TrainConfig(out=str(tmp_path / "b"), **{**TINY, "epochs": 50, **overrides})
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=message):
+        train(config, progress=False)
+    assert time.perf_counter() - start < 30  # 50 epochs would take minutes: it failed before training
+    assert not (tmp_path / "b").exists()
+
+
+def test_too_few_normals_to_calibrate_is_named(tmp_path):
+    data = sample_subset(tmp_path / "one.csv", 1, 1, 1)
+    with pytest.raises(ValueError, match="no held-out normal images to calibrate on: 1 training normal"):
+        train(TrainConfig(data=str(data), out=str(tmp_path / "b"), **TINY), progress=False)

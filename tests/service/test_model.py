@@ -1,0 +1,70 @@
+"""The served model's source: only anomaly.tracking reads registry URIs and talks to mlflow."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from service.config import Settings
+from service.metrics import Metrics
+from service.model import ModelService, bundle_fingerprint, registry_uri
+
+tracking = pytest.importorskip("anomaly.tracking")
+SERVICE = Path(__file__).parents[2] / "service"
+
+
+def test_no_service_module_touches_mlflow():
+    """mlflow (and MlflowClient objects, via tracking.client) stay inside anomaly/tracking.py."""
+    for path in sorted(SERVICE.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                assert not any(a.name.split(".")[0] == "mlflow" for a in node.names), path.name
+            elif isinstance(node, ast.ImportFrom):
+                assert (node.module or "").split(".")[0] != "mlflow", path.name
+                assert not (node.module == "anomaly.tracking" and any(a.name == "client" for a in node.names)), \
+                    f"{path.name} imports tracking.client"
+            elif isinstance(node, ast.Attribute):
+                assert not (node.attr == "client" and getattr(node.value, "id", None) == "tracking"), path.name
+
+
+def test_registry_uris_are_parsed_by_tracking(tmp_path):
+    assert registry_uri(str(tmp_path)) is None
+    assert registry_uri("models:/svc@champion") == tracking.parse_model_uri("models:/svc@champion")
+    assert registry_uri("runs:/abc/model").kind == "run"
+    with pytest.raises(tracking.RegistryError, match="cannot read model URI"):
+        registry_uri("models:/")
+    (tmp_path / "weights.bin").write_bytes(b"1")
+    assert bundle_fingerprint(str(tmp_path)) is not None and bundle_fingerprint("models:/svc/1") is None
+
+
+def _unchanged(uri: str, version: str | None, digest: str | None = None) -> bool:
+    service = ModelService(Settings(model=uri), Metrics())
+    service.fingerprint = (version, "run-id", digest)
+    return service._unchanged()
+
+
+def test_polling_asks_tracking_where_an_alias_points(monkeypatch):
+    asked: list[str] = []
+
+    def alias_version(uri: str) -> str | None:
+        asked.append(uri)
+        if uri.endswith("@gone"):
+            raise tracking.RegistryError("model 'svc' has no alias 'gone'")
+        return "3"
+
+    monkeypatch.setattr(tracking, "alias_version", alias_version)
+    assert _unchanged("models:/svc@champion", "3") and not _unchanged("models:/svc@champion", "2")
+    assert not _unchanged("models:/svc@gone", "3")  # let the reload report it
+    assert _unchanged("models:/svc/2", "2") and _unchanged("runs:/abc/model", None)  # pinned
+    assert not _unchanged("models:/svc/latest", "2")  # only a full reload can tell
+    assert asked == ["models:/svc@champion", "models:/svc@champion", "models:/svc@gone"]
+
+
+def test_polling_compares_a_folder_by_content(tmp_path):
+    (tmp_path / "weights.bin").write_bytes(b"1")
+    digest = bundle_fingerprint(str(tmp_path))
+    assert _unchanged(str(tmp_path), None, digest)
+    (tmp_path / "weights.bin").write_bytes(b"2")
+    assert not _unchanged(str(tmp_path), None, digest)
