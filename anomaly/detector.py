@@ -22,6 +22,7 @@ from anomaly.bundle import WEIGHTS, Bundle, load_bundle
 from anomaly.calibration import Calibration
 from anomaly.config import ModelConfig
 from anomaly.data import decode_image, resize
+from anomaly.model_uri import parse_model_uri
 from anomaly.scoring import image_scores, resize_map
 
 ImageSource = str | Path | bytes | np.ndarray
@@ -121,7 +122,7 @@ class Detector:
         the exact version loaded (`models:/<name>/<version>` or the runs:/ URI), for loading it again."""
         uri = str(uri)
         check_backend(backend)
-        if not uri.startswith(("runs:/", "models:/")):
+        if parse_model_uri(uri) is None:  # a local folder (a malformed registry URI raises RegistryError)
             return cls._load_folder(Path(uri), source=uri, info=None, device=device, backend=backend)
         from anomaly.tracking import download_bundle
 

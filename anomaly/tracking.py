@@ -7,23 +7,23 @@ here runs at import; every entry point resolves the store again (so tests can po
 Models: a bundle folder is logged as a pyfunc "model from code" (`anomaly/mlflow_model.py`, no
 pickled objects) with the bundle as its artifact, registered under a name, and promoted by moving
 the `champion` alias (rule in `promote`). `download_bundle` brings a bundle back for the Detector.
+The URI grammar (`anomaly.model_uri`) and run provenance (`anomaly.provenance`) need no mlflow and
+live apart; their names are importable from here as well.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import importlib.util
 import os
 import re
-import subprocess
 import tempfile
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple, Sequence
+from typing import Any, Iterator, Sequence
 
 import mlflow
 import yaml
@@ -31,15 +31,13 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 import anomaly
+from anomaly.model_uri import EXPECTED, ModelURI, RegistryError, parse_model_uri  # noqa: F401 - public here too
+from anomaly.provenance import dataset_fingerprint, git_commit  # noqa: F401 - public here too
 
 CHAMPION = "champion"
 CRITERION = "test/image_auroc"  # promotion criterion (higher is better), logged when labels exist
 MODEL_ARTIFACT = "model"  # name of the logged model inside each run: runs:/<run_id>/model
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
-
-
-class RegistryError(ValueError):
-    """A model URI naming no run, model, version or alias; the message lists what exists."""
 
 
 @dataclass(frozen=True)
@@ -108,32 +106,6 @@ def run_experiment(run_id: str) -> str:
     return mlflow_client.get_experiment(mlflow_client.get_run(run_id).info.experiment_id).name
 
 
-def dataset_fingerprint(samples: Sequence[Any]) -> str:
-    """16 hex digits of SHA-256 over each sample's path (relative to their common folder), file
-    size, label and split: the same files in another folder give the same fingerprint."""
-    paths = [Path(s.image).resolve() for s in samples]
-    root = Path(os.path.commonpath(paths)) if paths else Path()
-    root = root.parent if root.is_file() else root
-    lines = sorted(f"{p.relative_to(root).as_posix()}\t{p.stat().st_size}\t{s.label}\t{s.split}\n"
-                   for p, s in zip(paths, samples))
-    return hashlib.sha256("".join(lines).encode()).hexdigest()[:16]
-
-
-def git_commit() -> str:
-    """The commit of the source tree the package runs from, "+dirty" when it has local changes."""
-    where = Path(anomaly.__file__).parent
-    try:
-        head = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10)
-        if head.returncode != 0:
-            return "unknown (not a git checkout)"
-        dirty = subprocess.run(["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown (git not available)"
-    return head.stdout.strip() + ("+dirty" if dirty else "")
-
-
 @contextmanager
 def start_run(experiment: str, run_name: str, tags: dict[str, str]) -> Iterator[str]:
     """An MLflow run with system metrics (CPU, memory, disk, GPU) and provenance tags; yields its id.
@@ -187,13 +159,14 @@ def log_image(image: Any, path: str) -> None:
     mlflow.log_image(image, artifact_file=path)
 
 
+def log_artifacts(paths: Sequence[str | Path], artifact_path: str) -> None:
+    """Files as artifacts of the active run, under `artifact_path` (a folder in the run's Artifacts tab)."""
+    for path in paths:
+        mlflow.log_artifact(str(path), artifact_path)
+
+
 def set_tags(tags: dict[str, str]) -> None:
     mlflow.set_tags(tags)
-
-
-def _requirements() -> list[str]:
-    packages = ["torch", "lightning", "numpy", "pillow", "scikit-image", "safetensors", "pandas", "mlflow"]
-    return [f"anomaly=={anomaly.__version__}"] + [f"{p}=={installed_version(p)}" for p in packages]
 
 
 def log_bundle(bundle: str | Path, register_as: str, example_image: bytes) -> str:
@@ -210,9 +183,11 @@ def log_bundle(bundle: str | Path, register_as: str, example_image: bytes) -> st
         outputs=Schema([ColSpec("double", "score"), ColSpec("double", "normalised_score"),
                         ColSpec("boolean", "is_anomalous"), ColSpec("double", "threshold")]))
     example = pd.DataFrame({"image": [base64.b64encode(example_image).decode("ascii")]})
+    packages = ["torch", "lightning", "numpy", "pillow", "scikit-image", "safetensors", "pandas", "mlflow"]
+    requirements = [f"anomaly=={anomaly.__version__}"] + [f"{p}=={installed_version(p)}" for p in packages]
     info = mlflow.pyfunc.log_model(
         name=MODEL_ARTIFACT, python_model=str(MODEL_CODE), artifacts={"bundle": str(bundle)}, signature=signature,
-        input_example=example, pip_requirements=_requirements(), registered_model_name=register_as)
+        input_example=example, pip_requirements=requirements, registered_model_name=register_as)
     return str(info.registered_model_version)
 
 
@@ -239,27 +214,6 @@ def promote(name: str, version: str, *, force: bool, criterion: float | None, fi
     return True, reason
 
 
-class ModelURI(NamedTuple):
-    """A parsed registry URI: kind "run" (name = run id, ref = artifact path), "alias" or "version"."""
-
-    kind: str
-    name: str
-    ref: str
-
-
-def parse_model_uri(uri: str) -> ModelURI | None:
-    """`runs:/<run_id>/<path>`, `models:/<name>@<alias>` or `models:/<name>/<version>` (or `/latest`);
-    None for anything else (a local folder). Raises RegistryError for a malformed runs:/ or models:/ URI."""
-    if not uri.startswith(("runs:/", "models:/")):
-        return None
-    if found := re.fullmatch(r"runs:/([^/]+)/(.+)", uri):
-        return ModelURI("run", found[1], found[2])
-    if found := re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/([^/]+))", uri):
-        return ModelURI("alias" if found[2] else "version", found[1], found[2] or found[3])
-    raise RegistryError(f"cannot read model URI {uri!r}; expected models:/<name>@<alias>, "
-                        "models:/<name>/<version> or runs:/<run_id>/model")
-
-
 def _registered(name: str, mlflow_client: MlflowClient) -> Any:
     try:
         return mlflow_client.get_registered_model(name)
@@ -268,11 +222,11 @@ def _registered(name: str, mlflow_client: MlflowClient) -> Any:
         raise RegistryError(f"no registered model {name!r} in {tracking_uri()}; registered: {names or 'none'}") from None
 
 
-def _alias(name: str, alias: str, mlflow_client: MlflowClient) -> str:
+def _alias_version(name: str, alias: str, mlflow_client: MlflowClient) -> str:
     aliases = _registered(name, mlflow_client).aliases
     if alias not in aliases:
-        raise RegistryError(f"model {name!r} has no alias {alias!r}; its aliases: "
-                            f"{dict(sorted(aliases.items())) or 'none'}")
+        known = dict(sorted(aliases.items())) or "none"
+        raise RegistryError(f"model {name!r} has no alias {alias!r}; its aliases: {known}")
     return str(aliases[alias])
 
 
@@ -280,28 +234,28 @@ def alias_version(uri: str) -> str | None:
     """The version `models:/<name>@<alias>` points to now (one registry query, no download); None for
     any other URI. Raises RegistryError when the model or the alias does not exist."""
     parsed = parse_model_uri(uri)
-    return _alias(parsed.name, parsed.ref, client()) if parsed and parsed.kind == "alias" else None
+    return _alias_version(parsed.name, parsed.ref, client()) if parsed and parsed.kind == "alias" else None
 
 
 def _resolve(uri: str, mlflow_client: MlflowClient) -> dict[str, Any]:
     """{uri, pinned, run_id, name, version}: `pinned` names exactly the version that was resolved."""
     parsed = parse_model_uri(uri)
     if parsed is None:
-        raise RegistryError(f"{uri!r} is not a model URI; expected models:/<name>@<alias>, "
-                            "models:/<name>/<version> or runs:/<run_id>/model")
+        raise RegistryError(f"{uri!r} is not a model URI; {EXPECTED}")
     if parsed.kind == "run":
         try:
             mlflow_client.get_run(parsed.name)
         except MlflowException:
             raise RegistryError(f"no MLflow run {parsed.name!r} in {tracking_uri()} (from {uri})") from None
-        versions = mlflow_client.search_model_versions(f"run_id = '{parsed.name}'")
-        latest = max(versions, key=lambda v: int(v.version), default=None)
+        latest = max(mlflow_client.search_model_versions(f"run_id = '{parsed.name}'"), key=lambda v: int(v.version),
+                     default=None)
         return {"uri": uri, "pinned": uri, "run_id": parsed.name, "name": latest and latest.name,
                 "version": latest and str(latest.version)}
-    name = parsed.name
-    version = _alias(name, parsed.ref, mlflow_client) if parsed.kind == "alias" else parsed.ref
-    if parsed.kind == "version":
-        _registered(name, mlflow_client)
+    name, version = parsed.name, parsed.ref
+    if parsed.kind == "alias":
+        version = _alias_version(name, parsed.ref, mlflow_client)
+    else:
+        _registered(name, mlflow_client)  # a missing model: the error lists the registered ones
     versions = sorted((str(v.version) for v in mlflow_client.search_model_versions(f"name = '{name}'")), key=int)
     version = versions[-1] if version == "latest" and versions else version
     if version not in versions:

@@ -84,10 +84,11 @@ async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     """Last resort (Starlette's ServerErrorMiddleware, outside MetricsMiddleware, which counts the 500):
     the same JSON shape as every other error. Starlette re-raises `exc` afterwards, so the server
-    (uvicorn) logs the traceback."""
+    (uvicorn) logs the traceback and closes the connection: `Connection: close` tells the client not to
+    reuse it."""
     detail = (f"internal error ({type(exc).__name__}) while handling {request.method} {request.url.path}; "
               "the request itself may be fine: retry, and report it with the time if it persists")
-    return _json(500, ErrorPublic(code="internal_error", detail=detail))
+    return _json(500, ErrorPublic(code="internal_error", detail=detail), {"Connection": "close"})
 
 
 def install_error_handlers(app: FastAPI) -> None:

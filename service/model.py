@@ -3,8 +3,9 @@
 A reload loads and warms the new model beside the old one and swaps them in one assignment, so
 requests in flight finish on the model they started with; a failed reload keeps the old model,
 records the failure (`last_reload`, metric `anomaly_model_reloads_total{result="failed"}`) and
-answers 502 `reload_failed`. Registry URIs are read and resolved only by `anomaly.tracking` (the one
-module that touches mlflow), imported only when the URI is a registry one.
+answers 502 `reload_failed`. Model URIs are parsed by `anomaly.model_uri` (no mlflow) and resolved
+in the registry only by `anomaly.tracking` (the one module that touches mlflow), imported only when
+the URI is a registry one.
 """
 
 from __future__ import annotations
@@ -15,38 +16,25 @@ import hashlib
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from anomaly.detector import Detector
+from anomaly.model_uri import parse_model_uri
 from service.batcher import MicroBatcher
 from service.config import Settings
 from service.errors import ServiceError
 from service.metrics import Metrics
 from service.schemas import ModelRefPublic, ReloadPublic, ReloadStatusPublic
 
-if TYPE_CHECKING:
-    from anomaly.tracking import ModelURI
-
 log = logging.getLogger("service.model")
-
-
-def registry_uri(uri: str) -> ModelURI | None:
-    """`anomaly.tracking.parse_model_uri(uri)` (kind "run", "alias" or "version") for a runs:/ or
-    models:/ URI; None for a local folder, decided as `Detector.load` does, without importing mlflow."""
-    if not uri.startswith(("runs:/", "models:/")):
-        return None
-    from anomaly import tracking
-
-    return tracking.parse_model_uri(uri)
 
 
 def bundle_fingerprint(uri: str) -> str | None:
     """Content hash of a local bundle folder (None for registry URIs, whose version identifies them)."""
     path = Path(uri)
-    if registry_uri(uri) is not None or not path.is_dir():
+    if parse_model_uri(uri) is not None or not path.is_dir():
         return None
     digest = hashlib.sha256()
     for file in sorted(p for p in path.iterdir() if p.is_file()):
@@ -164,7 +152,7 @@ class ModelService:
         uri, (version, _, digest) = self.settings.model, self.fingerprint
         if digest is not None:
             return bundle_fingerprint(uri) == digest
-        parsed = registry_uri(uri)
+        parsed = parse_model_uri(uri)
         if parsed is None or parsed.kind == "run" or (parsed.kind == "version" and parsed.ref.isdigit()):
             return True  # pinned: never changes
         if parsed.kind != "alias":

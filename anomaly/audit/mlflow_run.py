@@ -2,7 +2,7 @@
 results table and report as artifacts, the model as tags).
 
 Built on `anomaly.tracking` (the one module that imports mlflow: store, experiment, run, params,
-metrics), imported inside the function so that `anomaly audit` without --mlflow never loads mlflow.
+metrics, artifacts), imported inside the function so that `anomaly audit` without --mlflow never loads mlflow.
 """
 
 from __future__ import annotations
@@ -38,8 +38,6 @@ def log_audit(summary: Any, info: dict[str, Any], params: dict[str, Any], *, exp
     with tracking.start_run(experiment, run_name or "audit", tags) as run_id:
         tracking.log_params({k: v for k, v in params.items() if v is not None})
         tracking.log_metrics(audit_metrics(summary.rows) | {"images_per_second": summary.images_per_second})
-        mlflow_client = tracking.client()
-        for name in ("results.csv", "results.jsonl", "report.html"):
-            if name in summary.files:
-                mlflow_client.log_artifact(run_id, str(summary.files[name]), "audit")
+        tracking.log_artifacts([summary.files[name] for name in ("results.csv", "results.jsonl", "report.html")
+                                if name in summary.files], "audit")
     return run_id

@@ -4,7 +4,8 @@
           ──► iter_batches on the driver ──► the same Sink as the local engine (rows, overlays, report)
 
 Each actor loads the Detector once (by URI: a bundle folder every node can read, or an MLflow
-`models:/` / `runs:/` URI reachable from every node) and decodes, scores and renders its batches;
+`models:/` / `runs:/` URI reachable from every node, pinned to the version the driver resolved so
+that a moving alias cannot split the audit between versions) and decodes, scores and renders its batches;
 the driver only writes, so results, resume and report are identical to the local engine's.
 Where Ray runs: `options.ray_address`, else `RAY_ADDRESS`, else a cluster started with
 `ray start --head` on this machine, else a new local instance (see docs/audit.md).
@@ -61,9 +62,9 @@ def _bytes(value: Any) -> bytes | None:
 
 
 def model_uri(detector: Detector) -> str:
-    """The URI actors load: MLflow URIs as they are, a bundle folder made absolute."""
-    source = detector.source
-    return source if source.startswith(("runs:/", "models:/")) else os.path.abspath(source)
+    """The URI actors load: the exact version the driver loaded (`models:/<name>/<version>` even when
+    the audit was asked for an alias, which may move mid-audit), a bundle folder made absolute."""
+    return detector.info.get("pinned") or os.path.abspath(detector.source)
 
 
 def run_ray(detector: Detector, paths: list[str], options: AuditOptions, sink: Sink) -> dict[str, float]:

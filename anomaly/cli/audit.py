@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from anomaly.cli.app import app, console, err_console, fail
+from anomaly.cli.app import app, console, err_console, fail, user_errors
 
 Opt = typer.Option
 
@@ -83,10 +83,8 @@ def audit(
         err_console.print(f"[yellow]warning:[/] {warning}")
     if not paths:
         fail("no images to audit; give image files, folders or glob patterns (quote globs: \"/data/**/*.png\")")
-    try:
+    with user_errors(f"cannot load model {model}: "):
         detector = Detector.load(model, backend=backend)
-    except (ValueError, OSError) as error:
-        fail(f"cannot load model {model}: {error}")
     bar = _progress(disable=not progress)
     task = bar.add_task("audit", total=None)
 

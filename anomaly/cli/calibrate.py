@@ -5,11 +5,19 @@ from __future__ import annotations
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from anomaly.cli.app import app, console, fail
+from anomaly.cli.app import app, console, fail, user_errors
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from anomaly.calibration import Calibration
+    from anomaly.data import Sample
+    from anomaly.detector import Detector
+    from anomaly.tracking import Registration
 
 Opt = typer.Option
 
@@ -38,19 +46,20 @@ def recalibrate(model: str, data: str, *, fpr: float | None = None, pixel_fpr: f
     with ExitStack() as stack:
         folder = out or stack.enter_context(tempfile.TemporaryDirectory(prefix="anomaly-calibrated-"))
         bundle = save_bundle(folder, detector.config, detector.model.state_dict(), new)
-        registration = _log_run(detector, model, data, normals, scores, old, new, bundle, experiment=experiment,
+        registration = _log_run(detector, model, data, normals, scores, new, bundle, experiment=experiment,
                                 register_as=register_as, promote=promote) if tracking else None
     return old, new, bundle if out else None, registration
 
 
-def _log_run(detector, model: str, data: str, normals: list, scores, old, new, bundle: Path, *,
-             experiment: str | None, register_as: str | None, promote: bool):
-    """The calibration run: params, new and previous thresholds, score histogram; registers `bundle`."""
+def _log_run(detector: Detector, model: str, data: str, normals: list[Sample], scores: np.ndarray, new: Calibration,
+             bundle: Path, *, experiment: str | None, register_as: str | None, promote: bool) -> Registration:
+    """The calibration run: params, new and previous (the detector's) thresholds, score histogram;
+    registers `bundle`."""
     from anomaly import tracking as mlflow_tracking
     from anomaly.plots import score_histogram
     from anomaly.run_logging import describe, log_calibration, register
 
-    info = detector.info
+    info, old = detector.info, detector.calibration
     experiment = experiment or (mlflow_tracking.run_experiment(info["run_id"]) if info["run_id"] else
                                 mlflow_tracking.default_experiment(data))
     fingerprint = mlflow_tracking.dataset_fingerprint(normals)
@@ -90,12 +99,10 @@ def calibrate_command(
     """Re-calibrate thresholds on new normal images without retraining; registers a new model version."""
     if not tracking and not out:
         fail("with --no-tracking, give --out: otherwise the new calibration would be written nowhere")
-    try:
+    with user_errors():
         old, new, bundle, registration = recalibrate(model, data, fpr=fpr, pixel_fpr=pixel_fpr, out=out,
                                                      tracking=tracking, experiment=experiment,
                                                      register_as=register_as, promote=promote)
-    except (ValueError, FileNotFoundError) as error:
-        fail(str(error))
     console.print(f"[bold green]re-calibrated[/] on {new.n_images} normal images: image threshold "
                   f"{old.image_threshold:.5g} -> [bold]{new.image_threshold:.5g}[/] ({new.method}, target FPR "
                   f"{new.target_fpr}); pixel threshold {old.pixel_threshold:.5g} -> {new.pixel_threshold:.5g}")

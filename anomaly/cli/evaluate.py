@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from anomaly.cli.app import app, console, fail
+from anomaly.cli.app import app, console, fail, user_errors
 
 
 def run_evaluation(model_uri: str, data: str, split: str, batch_size: int, progress: bool = True,
@@ -42,11 +42,9 @@ def evaluate(
     from anomaly.cli.report import report_table
     from anomaly.training import SAMPLE_MANIFEST
 
-    try:
+    with user_errors():
         report = run_evaluation(model, data or str(SAMPLE_MANIFEST), split, batch_size, progress=not as_json,
                                 backend=backend)
-    except (ValueError, FileNotFoundError) as error:
-        fail(str(error))
     if as_json:
         print(json.dumps(report.to_dict()))
     else:

@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from anomaly.cli.app import app, console, fail
+from anomaly.cli.app import app, console, fail, user_errors
 
 
 @app.command()
@@ -17,21 +17,21 @@ def export(
     """Export model + anomaly map + smoothing + image score to ONNX (dynamic batch), checked against torch.
 
     The folder loads with `Detector.load(OUT, backend="onnxruntime")` or `--backend onnxruntime`.
-    From an MLflow URI, the folder is also logged as the `onnx/` artifacts of the model version's run."""
+    From an MLflow URI, the folder is also logged as the `onnx/` artifacts of the run of the version
+    exported (an alias is resolved once, when the model loads)."""
     if format != "onnx":
         fail(f"unknown --format {format!r}; expected onnx")
     from anomaly.detector import Detector
     from anomaly.export import EXPORT_INFO, export_onnx
 
-    try:
-        folder = export_onnx(Detector.load(model, device="cpu"), out)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        fail(str(error))
+    with user_errors(extra=(RuntimeError,)):  # RuntimeError: the export failed its parity check
+        detector = Detector.load(model, device="cpu")
+        folder = export_onnx(detector, out)
 
     parity = json.loads((folder / EXPORT_INFO).read_text())["parity_max_abs_difference"]
     console.print(f"exported {model} to {folder} (max abs difference to torch: map {parity['map']:.1e}, "
                   f"score {parity['score']:.1e})")
-    if model.startswith(("runs:/", "models:/")):
+    if pinned := detector.info["pinned"]:  # from MLflow: log to the version exported, even if its alias moved since
         from anomaly.tracking import log_export
 
-        console.print(f"logged to MLflow as {log_export(model, folder)}")
+        console.print(f"logged to MLflow as {log_export(pinned, folder)}")

@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from anomaly.cli.app import app, console, fail
+from anomaly.cli.app import app, console, user_errors
 
 Opt = typer.Option
 
@@ -69,7 +69,7 @@ def train(
     from anomaly.config import TrainConfig
     from anomaly.training import SAMPLE_MANIFEST, train as run_training
 
-    try:
+    with user_errors():
         base = TrainConfig.from_yaml(config) if config else TrainConfig()
         cfg = base.replace(model=model, data=data, out=out, image_size=image_size, channels=channels,
                            epochs=epochs, batch_size=batch_size, seed=seed, accelerator=accelerator, lr=lr,
@@ -81,8 +81,6 @@ def train(
                            tracking=tracking, experiment=experiment, register_as=register_as, promote=promote,
                            evaluate=evaluate)
         result = run_training(cfg)
-    except (ValueError, FileNotFoundError) as error:
-        fail(str(error))
     cal = result.calibration
     console.print(f"[bold green]trained[/] {cfg.model} in {result.train_seconds:.1f} s · image threshold "
                   f"{cal.image_threshold:.4g} ({cal.method}, {cal.n_images} normals, target FPR {cal.target_fpr})")

@@ -1,8 +1,19 @@
 """`--engine ray` on a local Ray instance started here: the same rows and files as the local engine."""
 
+import os
+from types import SimpleNamespace
+
 import pytest
 
 from anomaly.audit import AuditOptions, read_rows, run_audit
+from anomaly.audit.ray_engine import model_uri
+
+
+def test_actors_load_the_version_the_driver_resolved_not_the_alias(detector):
+    aliased = SimpleNamespace(source="models:/tiny@champion",
+                              info={"uri": "models:/tiny@champion", "pinned": "models:/tiny/3", "version": "3"})
+    assert model_uri(aliased) == "models:/tiny/3"
+    assert model_uri(detector) == os.path.abspath(detector.source)  # a bundle folder, made absolute
 
 
 def test_ray_engine_gives_the_local_results(detector, inputs, tmp_path):

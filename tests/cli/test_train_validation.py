@@ -43,3 +43,15 @@ def test_too_few_normals_to_calibrate_is_named(tmp_path):
     data = sample_subset(tmp_path / "one.csv", 1, 1, 1)
     with pytest.raises(ValueError, match="no held-out normal images to calibrate on: 1 training normal"):
         train(TrainConfig(data=str(data), out=str(tmp_path / "b"), **TINY), progress=False)
+
+
+def test_a_broken_yaml_config_is_a_clear_cli_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from anomaly.cli import app
+
+    config = tmp_path / "bad.yaml"
+    config.write_text("epochs: [3\n")
+    result = CliRunner().invoke(app, ["train", "--config", str(config)])
+    assert result.exit_code == 2 and "error:" in result.output and "while parsing" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -1,4 +1,4 @@
-"""The served model's source: only anomaly.tracking reads registry URIs and talks to mlflow."""
+"""The served model's source: URIs parsed by anomaly.model_uri, mlflow touched only by anomaly.tracking."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from service.config import Settings
 from service.metrics import Metrics
-from service.model import ModelService, bundle_fingerprint, registry_uri
+from service.model import ModelService, bundle_fingerprint
 
 tracking = pytest.importorskip("anomaly.tracking")
 SERVICE = Path(__file__).parents[2] / "service"
@@ -29,14 +29,14 @@ def test_no_service_module_touches_mlflow():
                 assert not (node.attr == "client" and getattr(node.value, "id", None) == "tracking"), path.name
 
 
-def test_registry_uris_are_parsed_by_tracking(tmp_path):
-    assert registry_uri(str(tmp_path)) is None
-    assert registry_uri("models:/svc@champion") == tracking.parse_model_uri("models:/svc@champion")
-    assert registry_uri("runs:/abc/model").kind == "run"
-    with pytest.raises(tracking.RegistryError, match="cannot read model URI"):
-        registry_uri("models:/")
-    (tmp_path / "weights.bin").write_bytes(b"1")
-    assert bundle_fingerprint(str(tmp_path)) is not None and bundle_fingerprint("models:/svc/1") is None
+def test_model_uris_are_parsed_in_one_place():
+    """The URI grammar lives in anomaly.model_uri: no service module matches runs:/ or models:/ itself."""
+    for path in sorted(SERVICE.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        assert not any(a.name == "re" for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names), path.name
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("startswith", "fullmatch", "match"):
+                assert "runs:/" not in ast.unparse(node) and "models:/" not in ast.unparse(node), path.name
 
 
 def _unchanged(uri: str, version: str | None, digest: str | None = None) -> bool:
