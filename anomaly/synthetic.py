@@ -15,6 +15,9 @@ import torch
 from torch import Tensor
 
 
+SOURCES = ("images", "texture", "both")
+
+
 def _uniform(n: int, low: float, high: float, generator: torch.Generator, device: torch.device) -> Tensor:
     return low + (high - low) * torch.rand(n, generator=generator, device=device)
 
@@ -48,31 +51,43 @@ def perlin_noise(shape: tuple[int, int], cells: tuple[int, int], *, generator: t
 
 
 def perlin_mask(shape: tuple[int, int], *, generator: torch.Generator, device: torch.device | str = "cpu",
-                min_scale: int = 0, max_scale: int = 5, threshold: float = 0.5) -> Tensor:
-    """One non-empty blob mask (H, W) float32 in {0, 1}: Perlin noise at 2**a x 2**b cells, thresholded."""
+                min_scale: int = 0, max_scale: int = 5, threshold: float = 0.5, line: bool = False) -> Tensor:
+    """One non-empty mask (H, W) float32 in {0, 1} from Perlin noise at 2**a x 2**b cells: blobs where
+    the noise exceeds `threshold`, or (`line=True`) thin crack-like curves where |noise| is near 0."""
     for _ in range(20):
         a, b = torch.randint(min_scale, max_scale + 1, (2,), generator=generator, device=device).tolist()
-        mask = (perlin_noise(shape, (2**a, 2**b), generator=generator, device=device) > threshold).float()
+        if line:  # a stretch of the zero level set of isotropic noise: curves ~2-4 px wide
+            a = b = min(max(a, 1), 3)
+        noise = perlin_noise(shape, (2**a, 2**b), generator=generator, device=device)
+        if line:
+            band = noise.abs() < 0.01 * 2**a * 128 / max(shape)
+            mask = (band & (perlin_noise(shape, (2, 2), generator=generator, device=device) > 0.2)).float()
+        else:
+            mask = (noise > threshold).float()
         if mask.any():
             return mask
     return mask
 
 
-def synthesize(images: Tensor, *, generator: torch.Generator, p_defect: float = 0.5,
-               opacity: tuple[float, float] = (0.3, 1.0)) -> tuple[Tensor, Tensor]:
+def synthesize(images: Tensor, *, generator: torch.Generator, p_defect: float = 0.5, p_line: float = 0.0,
+               opacity: tuple[float, float] = (0.3, 1.0), sources: str = "both") -> tuple[Tensor, Tensor]:
     """Paint synthetic defects into a batch of normal images.
 
     images: (B, C, H, W) float32 in [0, 1]. Returns (defective images (B, C, H, W) in [0, 1],
     masks (B, 1, H, W) in {0, 1}); an image left clean (probability 1 - p_defect) has an empty mask.
-    Inside a mask, the image is blended with a defect source at a random opacity; outside, pixels
-    are untouched.
+    A mask is a thin curve (crack-like) with probability `p_line`, else a blob. Inside a mask, the
+    image is blended with a defect source at a random opacity; outside, pixels are untouched.
+    `sources`: "images" (another normal image), "texture" (procedural) or "both" (half each).
     """
+    if sources not in SOURCES:
+        raise ValueError(f"sources must be one of {SOURCES}, got {sources!r}")
     b, c, h, w = images.shape
     device = images.device
     has_defect = torch.rand(b, generator=generator, device=device) < p_defect
     masks = torch.zeros(b, 1, h, w, device=device)
     for i in torch.nonzero(has_defect).flatten().tolist():
-        masks[i, 0] = perlin_mask((h, w), generator=generator, device=device)
+        line = torch.rand(1, generator=generator, device=device).item() < p_line
+        masks[i, 0] = perlin_mask((h, w), generator=generator, device=device, line=line)
     # source A: another image of the batch, randomly flipped/rotated and brightness-shifted
     other = images.roll(1, dims=0)
     if h == w:
@@ -83,7 +98,8 @@ def synthesize(images: Tensor, *, generator: torch.Generator, p_defect: float = 
     # source B: procedural texture around a random grey level
     texture = perlin_noise((h, w), (8, 8), generator=generator, device=device, n=b)  # (B, H, W)
     texture = _uniform(b, 0.0, 1.0, generator, device).view(b, 1, 1) + 0.3 * texture
-    use_texture = (torch.rand(b, generator=generator, device=device) < 0.5).view(b, 1, 1, 1)
+    p_texture = {"images": 0.0, "texture": 1.0, "both": 0.5}[sources]
+    use_texture = (torch.rand(b, generator=generator, device=device) < p_texture).view(b, 1, 1, 1)
     source = torch.where(use_texture, texture[:, None].expand(b, c, h, w), other).clamp(0, 1)
     alpha = _uniform(b, *opacity, generator, device).view(b, 1, 1, 1) * masks
     return images * (1 - alpha) + source * alpha, masks

@@ -46,19 +46,24 @@ HEADER = ("| model | epochs | image AUROC | pixel AUROC | AUPRO@0.3 | F1@thr | t
           "|---|---|---|---|---|---|---|---|---|---|\n")
 
 
-def benchmark_row(config: TrainConfig) -> tuple[str, int]:
-    """Train `config`, evaluate on its test split; the markdown row (HEADER's columns) and the test size."""
-    result = train(config, progress=False)
-    detector = Detector.load(result.bundle_path)
-    test = [s for s in result.samples if s.split == "test"]
+def measure_row(detector: Detector, test: list, label: str, epochs: int, train_seconds: float) -> str:
+    """Evaluate `detector` on `test`; the markdown row (HEADER's columns), first cell `label`."""
     report, _ = evaluate(detector, test)
     throughput = batch_throughput(detector, [s.image for s in test])
     per_defect = ", ".join(f"{d} {fmt(m['image_auroc'])}" for d, m in report.per_defect.items())
-    row = (f"| {config.model} | {config.epochs} | {fmt(report.image_auroc)} | {fmt(report.pixel_auroc)} | "
-           f"{fmt(report.aupro)} | {fmt(report.f1)} | {result.train_seconds / 60:.1f} | {throughput:.0f} | "
+    row = (f"| {label} | {epochs} | {fmt(report.image_auroc)} | {fmt(report.pixel_auroc)} | "
+           f"{fmt(report.aupro)} | {fmt(report.f1)} | {train_seconds / 60:.1f} | {throughput:.0f} | "
            f"{report.images_per_second:.0f} | {per_defect} |")
     print(row, flush=True)
-    return row, len(test)
+    return row
+
+
+def benchmark_row(config: TrainConfig) -> tuple[str, int]:
+    """Train `config`, evaluate on its test split; the markdown row (HEADER's columns) and the test size."""
+    result = train(config, progress=False)
+    test = [s for s in result.samples if s.split == "test"]
+    return measure_row(Detector.load(result.bundle_path), test, config.model, config.epochs,
+                       result.train_seconds), len(test)
 
 
 def main() -> None:

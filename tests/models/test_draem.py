@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 import torch
 
@@ -53,3 +55,74 @@ def test_focal_loss_matches_its_definition():
 def test_unknown_option_is_named():
     with pytest.raises(ValueError, match="unknown option\\(s\\) \\['crops'\\] for model 'draem'"):
         build_model(tiny(crops=3))
+
+
+def sample_batch(size=(32, 48), n=8) -> torch.Tensor:
+    normals = [s for s in load_samples(str(SAMPLE_MANIFEST)) if s.label == 0][:n]
+    return torch.cat([resize(torch.from_numpy(decode_image(s.image, 1))[None], size) for s in normals])
+
+
+def test_synthetic_aurocs_match_scikit_learn():
+    from sklearn.metrics import roc_auc_score
+
+    from anomaly.models.draem.lightning_model import synthetic_aurocs
+
+    g = torch.Generator().manual_seed(0)
+    masks = (torch.rand(6, 1, 8, 8, generator=g) > 0.8).float()
+    masks[:2] = 0  # two clean images
+    maps = torch.rand(6, 1, 8, 8, generator=g) + 0.5 * masks
+    got = synthetic_aurocs(maps, masks, "max", 0.01)
+    labels = masks.flatten(1).amax(1).numpy()
+    assert got["val/synthetic_image_auroc"] == pytest.approx(roc_auc_score(labels, maps.flatten(1).amax(1).numpy()))
+    assert got["val/synthetic_pixel_auroc"] == pytest.approx(roc_auc_score(masks.flatten().numpy(), maps.flatten().numpy()))
+    assert synthetic_aurocs(maps[2:], masks[2:], "max", 0.01) == {}  # no clean image: no AUROC
+
+
+def test_fit_logs_synthetic_validation_and_anneals_the_learning_rate():
+    import lightning as L
+
+    from anomaly.data import AnomalyDataModule
+
+    torch.manual_seed(0)
+    samples = [s for s in load_samples(str(SAMPLE_MANIFEST)) if s.label == 0][:12]
+    data = AnomalyDataModule(samples, (32, 48), 1, batch_size=4, val_fraction=0.5, seed=0)
+    model = build_model(tiny(schedule="cosine"))
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(model, data)
+    metrics = trainer.callback_metrics
+    assert 0 <= metrics["val/synthetic_pixel_auroc"] <= 1 and 0 <= metrics["val/synthetic_image_auroc"] <= 1
+    assert trainer.optimizers[0].param_groups[0]["lr"] < 1e-3 * 0.05  # cosine: near 0 after the last step
+    constant = build_model(tiny(schedule="constant"))
+    assert isinstance(constant.configure_optimizers(), torch.optim.Adam)
+
+
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log")  # no Trainer: the stored outputs are checked
+def test_validation_defects_do_not_depend_on_training_options():
+    """The fixed validation recipe: two models with different options see the same defects."""
+    x = sample_batch()
+    a, b = build_model(tiny(p_line=0.0, sources="texture")), build_model(tiny(p_line=1.0, sources="images"))
+    seen = []
+    for model in (a, b):
+        model.on_validation_epoch_start()
+        model.validation_step({"image": x}, 0)
+        seen.append(model.validation_outputs[0][1])
+    assert torch.equal(seen[0], seen[1]) and seen[0].sum() > 0
+
+
+def test_residual_other_than_segmentation_scores_the_repair_network_alone():
+    from anomaly.scoring import gaussian_blur, ssim_map
+
+    torch.manual_seed(0)
+    model = build_model(dataclasses.replace(tiny(), residual="ssim")).eval()
+    x = sample_batch()[:2]
+    dssim = ((1 - ssim_map(x, model.net(x), compute_dtype=torch.float32)) / 2).clamp(0, 1)
+    expected = gaussian_blur(dssim, model.config.smoothing_sigma)
+    assert torch.allclose(model.anomaly_map(x), expected, atol=1e-4)
+
+
+def test_bad_sources_and_schedule_are_named():
+    with pytest.raises(ValueError, match="sources must be one of .* got 'dtd'"):
+        build_model(tiny(sources="dtd"))
+    with pytest.raises(ValueError, match="schedule must be one of .* got 'step'"):
+        build_model(tiny(schedule="step"))

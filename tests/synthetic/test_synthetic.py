@@ -67,3 +67,26 @@ def test_gallery_artefact_shows_images_masks_and_blends(normals, tmp_path):
     reread = np.asarray(Image.open(path))
     assert reread.shape == (6 * 64, 3 * 64)
     assert (reread[:, 128:] > 127).any() and (reread[:, 128:] < 128).any()  # the mask column shows both
+
+
+def test_line_masks_are_thin_curves():
+    from scipy import ndimage
+
+    for seed in range(6):
+        mask = perlin_mask((128, 128), generator=gen(seed), line=True).numpy() > 0
+        assert mask.any()
+        # two erosions by a 3x3 square remove (nearly) all of a curve a few pixels wide, not a blob
+        assert ndimage.binary_erosion(mask, iterations=2).sum() <= 0.05 * mask.sum()
+    blob = perlin_mask((128, 128), generator=gen(0), min_scale=1, max_scale=1).numpy() > 0
+    assert ndimage.binary_erosion(blob, iterations=2).sum() > 0.5 * blob.sum()
+
+
+def test_sources_and_line_share(normals):
+    _, lines = synthesize(normals, generator=gen(1), p_defect=1.0, p_line=1.0)
+    _, blobs = synthesize(normals, generator=gen(1), p_defect=1.0, p_line=0.0)
+    assert (lines.flatten(1).sum(1) > 0).all() and not torch.equal(lines, blobs)  # thinness: test above
+    texture, masks = synthesize(normals, generator=gen(2), p_defect=1.0, sources="texture")
+    images, _ = synthesize(normals, generator=gen(2), p_defect=1.0, sources="images")
+    assert not torch.equal(texture, images)
+    with pytest.raises(ValueError, match="sources must be one of .* got 'dtd'"):
+        synthesize(normals, generator=gen(0), sources="dtd")

@@ -5,7 +5,15 @@ Options (`ModelConfig.options`, `anomaly train --option KEY=VALUE`), defaults in
   seg_width   channels of the segmentation U-Net's first stage
   seg_depth   pooling stages of the segmentation U-Net
   p_defect    fraction of training images that get a synthetic defect
+  p_line      fraction of synthetic defects that are thin crack-like curves (the rest are blobs)
+  sources     defect content: "images" (other normal images), "texture" (procedural) or "both"
+  schedule    learning rate: "constant" or "cosine" (annealed to 0 over the training steps)
 The anomaly map is the defect probability (sigmoid of the logits), smoothed like every model's map.
+
+Validation (for choosing settings without the test split): each epoch, the held-out normals get
+synthetic defects from a fixed seed and a fixed recipe (half clean, both sources, a third curves),
+whatever the training options, and the model's own map is scored against them:
+`val/synthetic_pixel_auroc` and `val/synthetic_image_auroc`.
 """
 
 from __future__ import annotations
@@ -18,10 +26,25 @@ from anomaly.models import model_options
 from anomaly.models.base import ReconstructionModel
 from anomaly.models.draem.loss import draem_losses
 from anomaly.models.draem.torch_model import Draem
-from anomaly.scoring import gaussian_blur
-from anomaly.synthetic import synthesize
+from anomaly.metrics import image_auroc, pixel_auroc
+from anomaly.scoring import gaussian_blur, image_scores
+from anomaly.synthetic import SOURCES, synthesize
 
-DEFAULTS = {"crop": 128, "seg_width": 16, "seg_depth": 3, "p_defect": 0.5}
+DEFAULTS = {"crop": 128, "seg_width": 16, "seg_depth": 3, "p_defect": 0.5, "p_line": 0.3, "sources": "both",
+            "schedule": "cosine"}
+SCHEDULES = ("constant", "cosine")
+VALIDATION_SEED = 20211011  # the fixed synthetic defects of the validation slice
+
+
+def synthetic_aurocs(maps: Tensor, masks: Tensor, reduction: str, topk: float) -> dict[str, float]:
+    """Image and pixel AUROC of anomaly maps (N, 1, H, W) against synthetic-defect masks (N, 1, H, W);
+    {} unless both clean and defective images are present."""
+    has_defect = masks.flatten(1).any(1).numpy()
+    if has_defect.all() or not has_defect.any():
+        return {}
+    scores = image_scores(maps, reduction, topk).numpy()
+    return {"val/synthetic_image_auroc": image_auroc(has_defect, scores),
+            "val/synthetic_pixel_auroc": pixel_auroc(list(masks[:, 0].numpy() > 0), list(maps[:, 0].numpy()))}
 
 
 class DraemModel(ReconstructionModel):
@@ -32,9 +55,13 @@ class DraemModel(ReconstructionModel):
         if self.options["crop"] % factor:
             raise ValueError(f"draem crop {self.options['crop']} must be a multiple of {factor} "
                              f"(2**max(depth, seg_depth)); e.g. --option crop={max(factor, 128 // factor * factor)}")
+        for key, allowed in (("sources", SOURCES), ("schedule", SCHEDULES)):
+            if self.options[key] not in allowed:
+                raise ValueError(f"draem {key} must be one of {allowed}, got {self.options[key]!r}")
         self.net = Draem(config.channels, config.width, config.depth, self.options["seg_width"],
                          self.options["seg_depth"])
         self.generator: torch.Generator | None = None
+        self.validation_outputs: list[tuple[Tensor, Tensor]] = []  # (map, mask) per validation batch
 
     def _generator(self, device: torch.device) -> torch.Generator:
         if self.generator is None or self.generator.device != device:
@@ -53,14 +80,48 @@ class DraemModel(ReconstructionModel):
     def losses(self, x: Tensor) -> dict[str, Tensor]:
         generator = self._generator(x.device)
         clean = self._crop(x, generator)
-        damaged, mask = synthesize(clean, generator=generator, p_defect=self.options["p_defect"])
+        damaged, mask = synthesize(clean, generator=generator, p_defect=self.options["p_defect"],
+                                   p_line=self.options["p_line"], sources=self.options["sources"])
         repaired = self.net(damaged)
         return draem_losses(clean, repaired, self.net.defect_logits(damaged, repaired), mask)
 
-    @torch.no_grad()
-    def anomaly_map(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) -> (B, 1, H, W) smoothed defect probability in [0, 1]."""
-        probability = torch.sigmoid(self.net.defect_logits(x, self.net(x)))
+    def _smoothed_probability(self, logits: Tensor) -> Tensor:
+        probability = torch.sigmoid(logits)
         if self.config.smoothing_sigma > 0:
             probability = gaussian_blur(probability, self.config.smoothing_sigma)
         return probability
+
+    @torch.no_grad()
+    def anomaly_map(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) -> (B, 1, H, W) smoothed defect probability in [0, 1]; with a residual other
+        than "segmentation", the base's map of the repair network alone (e.g. "ssim")."""
+        if self.config.residual != "segmentation":
+            return super().anomaly_map(x)
+        return self._smoothed_probability(self.net.defect_logits(x, self.net(x)))
+
+    def on_validation_epoch_start(self) -> None:
+        self.validation_generator = torch.Generator(self.device).manual_seed(VALIDATION_SEED)
+        self.validation_outputs = []
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        clean = batch["image"]
+        damaged, mask = synthesize(clean, generator=self.validation_generator, p_defect=0.5, p_line=1 / 3)
+        repaired = self.net(damaged)
+        logits = self.net.defect_logits(damaged, repaired)
+        losses = draem_losses(clean, repaired, logits, mask)
+        self.log_dict({f"val/{k}": v for k, v in losses.items()}, on_step=False, on_epoch=True,
+                      prog_bar=True, batch_size=len(clean))
+        self.validation_outputs.append((self._smoothed_probability(logits).cpu(), mask.cpu()))
+
+    def on_validation_epoch_end(self) -> None:
+        maps, masks = (torch.cat(t) for t in zip(*self.validation_outputs))
+        self.validation_outputs = []
+        self.log_dict(synthetic_aurocs(maps, masks, self.config.score_reduction, self.config.topk))
+
+    def configure_optimizers(self):
+        optimiser = torch.optim.Adam(self.parameters(), lr=self.config.lr)
+        if self.options["schedule"] == "constant":
+            return optimiser
+        steps = self.trainer.estimated_stepping_batches
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, int(steps)))
+        return {"optimizer": optimiser, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,0 +1,105 @@
+"""Accuracy benchmark: the draem model on MTD, and ablations that each change one ingredient.
+
+    python experiments/bench_accuracy.py                                  # the default draem row
+    python experiments/bench_accuracy.py --ablate p_line=0 --ablate sources=images
+
+The default run also scores the same weights with the repair network alone (SSIM map, recalibrated
+on the held-out normals), as DRAEM's paper does. Settings are chosen on the validation columns
+(synthetic defects on held-out training normals, fixed seed); the test columns are for reporting.
+Each run replaces its own rows in the `accuracy` section of experiments/RESULTS.md and keeps the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from benchmark import HEADER, measure_row  # noqa: E402
+from results_md import RESULTS, write_section  # noqa: E402
+
+from anomaly.bundle import Bundle
+from anomaly.cli.train import parse_options
+from anomaly.config import TrainConfig
+from anomaly.detector import Detector
+from anomaly.training import calibrate_model, train
+
+VAL_COLUMNS = ("val synthetic image AUROC", "val synthetic pixel AUROC")
+COLUMNS = HEADER.splitlines()[0].strip("| ").split(" | ")[1:]
+TABLE_HEADER = ("| variant | " + " | ".join(VAL_COLUMNS + tuple(COLUMNS)) + " | commit, date |\n|"
+                + "---|" * (len(COLUMNS) + len(VAL_COLUMNS) + 2) + "\n")
+
+
+def commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+
+def with_validation(row: str, label: str, validation: dict[str, float]) -> str:
+    """HEADER row -> TABLE_HEADER row: the variant label, validation columns, provenance."""
+    cells = row.strip().strip("|").split("|")[1:]
+    val = [f"{validation[f'val/{c.split()[1]}_{c.split()[2]}_auroc']:.3f}" if validation else "n/a"
+           for c in VAL_COLUMNS]
+    return "| " + " | ".join([label, *val, *(c.strip() for c in cells),
+                              f"{commit()}, {datetime.date.today().isoformat()}"]) + " |"
+
+
+def run(config: TrainConfig, label: str) -> list[str]:
+    result = train(config, progress=False)
+    test = [s for s in result.samples if s.split == "test"]
+    validation = {k: v for k, v in result.epoch_losses[-1].items() if "synthetic" in k}
+    detector = Detector.load(result.bundle_path)
+    rows = [with_validation(measure_row(detector, test, label, config.epochs, result.train_seconds), label,
+                            validation)]
+    if not config.options:  # the default: also its repair network alone, as DRAEM reports it
+        repair_config = dataclasses.replace(result.model_config, residual="ssim")
+        model = Bundle(repair_config, detector.model.state_dict(), detector.calibration).build_model()
+        calibration = calibrate_model(model, repair_config, result.val_samples, fpr=config.fpr,
+                                      pixel_fpr=config.pixel_fpr)
+        repair = Detector(Bundle(repair_config, model.state_dict(), calibration))
+        label = "draem, repair net alone (ssim map, same weights)"
+        rows.append(with_validation(measure_row(repair, test, label, config.epochs, result.train_seconds),
+                                    label, {}))
+    return rows
+
+
+def merge(rows: list[str]) -> str:
+    """The section's table with `rows` replacing those of the same variant, others kept in order."""
+    old = re.search(r"<!-- accuracy:start -->(.*?)<!-- accuracy:end -->", RESULTS.read_text(), re.S)
+    kept = [line for line in (old.group(1).splitlines() if old else [])
+            if line.startswith("| ") and not line.startswith("| variant") and line.count("|") == TABLE_HEADER.count("|") // 2]
+    new = {r.split("|")[1].strip(): r for r in rows}
+    table = [new.pop(line.split("|")[1].strip(), line) for line in kept] + list(new.values())
+    return TABLE_HEADER + "\n".join(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="../shared/data/mtd/manifest.csv")
+    parser.add_argument("--ablate", action="append", default=[], metavar="KEY=VALUE",
+                        help="train one ablation with this draem option changed (repeatable: one run each)")
+    parser.add_argument("--epochs", type=int, default=None, help="override the default epochs")
+    parser.add_argument("--out", default="runs")
+    args = parser.parse_args()
+    base = TrainConfig(model="draem", data=args.data, out=f"{args.out}/bench-draem", tracking=False)
+    base = base.replace(epochs=args.epochs)
+    rows = []
+    for change in args.ablate or [""]:
+        options = parse_options([change]) if change else {}
+        name = f"draem, {change}" if change else "draem"
+        out = f"{args.out}/bench-draem-{re.sub(r'[^A-Za-z0-9.]+', '-', change)}" if change else base.out
+        rows += run(base.replace(options=options, out=out), name)
+    write_section("accuracy", f"Test split of {args.data}, {'x'.join(map(str, base.image_size))}, threshold calibrated "
+                  "on held-out training normals at 1% FPR. Validation columns: the model's own map on synthetic "
+                  "defects painted into the held-out training normals (fixed seed and recipe, "
+                  "anomaly/models/draem/lightning_model.py); settings are chosen on them, never on the test "
+                  "columns. A row names the one option it changes from the defaults (docs/models.md).\n\n"
+                  + merge(rows))
+
+
+if __name__ == "__main__":
+    main()
