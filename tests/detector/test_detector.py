@@ -1,6 +1,7 @@
 """The Detector against independent recomputation, and behaviour on synthetic defects."""
 
 import numpy as np
+import torch
 import pytest
 from scipy import ndimage
 
@@ -92,3 +93,27 @@ def test_evaluation_uses_the_detector_numbers(detector, trained):
 def test_wrongly_shaped_array_is_rejected(detector):
     with pytest.raises(ValueError, match="expected a \\(1, H, W\\) array"):
         detector.predict([np.zeros((3, 10, 10), np.float32)])
+
+
+@pytest.mark.parametrize("name", ["draem", "ganomaly", "ssim-ae", "inpaint"])
+def test_inference_copy_folds_batch_norm_and_scores_like_the_model(name):
+    """BatchNorm statistics are randomised so that folding them into the convolutions matters."""
+    from anomaly.config import TrainConfig
+    from anomaly.detector import inference_copy, score_images
+    from anomaly.models import build_model
+
+    torch.manual_seed(0)
+    config = TrainConfig(model=name, image_size=(64, 64), width=8, latent_dim=32).model_config(channels=1)
+    model = build_model(config).eval()
+    for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-0.5, 0.5), bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5), bn.bias.data.uniform_(-0.2, 0.2)
+    fast = inference_copy(model)
+    batch = torch.rand(3, 1, 64, 64)
+    (scores, maps), (fast_scores, fast_maps) = (score_images(model, config, batch),
+                                                score_images(fast, config, batch.contiguous(memory_format=torch.channels_last)))
+    assert maps.std() > 0 and (fast_maps - maps).abs().max() <= 1e-5 and (fast_scores - scores).abs().max() <= 1e-5
+    bns = lambda m: sum(isinstance(x, torch.nn.BatchNorm2d) for x in m.modules())  # noqa: E731
+    if name == "draem":
+        assert bns(model) > 0 and bns(fast) == 0
+    assert all(p.data_ptr() != q.data_ptr() for p, q in zip(model.parameters(), fast.parameters()))  # a copy
