@@ -92,6 +92,21 @@ def inference_copy(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+class TorchScorer:
+    """The torch backend's scoring step: `score_images` on `inference_copy(model)` with channels-last
+    input on the CPU, on the model itself elsewhere. `(B, C, h, w) batch -> (scores, maps)`."""
+
+    def __init__(self, model: torch.nn.Module, config: ModelConfig, device: torch.device) -> None:
+        self.config, self.device, self.cpu = config, device, device.type == "cpu"
+        self.model = inference_copy(model) if self.cpu else model
+
+    def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = batch.to(self.device)
+        if self.cpu:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return score_images(self.model, self.config, batch)
+
+
 def find_regions(anomaly_map: np.ndarray, mask: np.ndarray) -> tuple[Region, ...]:
     """Connected components (8-connectivity) of `mask` (H, W) bool, largest first."""
     regions = [
@@ -118,8 +133,8 @@ class Detector:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.backend = check_backend(backend)
         self.model = bundle.build_model().to(self.device) if bundle.state_dict else None  # None: ONNX only
-        self.scorer = inference_copy(self.model) if self.model is not None and self.device.type == "cpu" else self.model
         self.onnx = None
+        self.torch_scorer = TorchScorer(self.model, self.config, self.device) if self.model is not None else None
         if backend == "onnxruntime":
             from anomaly.export import OnnxScorer, onnx_bytes
 
@@ -173,11 +188,7 @@ class Detector:
     def score_batch(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, h, w) preprocessed float32 batch -> image scores (B,) and anomaly maps (B, 1, h, w),
         from the backend (on the model's device for torch, on the CPU for onnxruntime)."""
-        if self.onnx is not None:
-            return self.onnx(batch)
-        if self.scorer is not self.model:  # the CPU inference copy takes channels-last input
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        return score_images(self.scorer, self.config, batch.to(self.device))
+        return (self.onnx or self.torch_scorer)(batch)
 
     def decode(self, source: ImageSource, name: str | None = None) -> np.ndarray:
         """Any supported image (path, encoded bytes or a (C, H, W) float array) -> (C, H, W) float32 in [0, 1]

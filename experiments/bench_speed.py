@@ -9,14 +9,14 @@ torch.utils.flop_counter, convolutions and matmuls, so the dense blur matrices c
 of the scoring step (preprocessed batch -> maps + scores, `Detector.score_batch`) at batch 1 and 16
 for the torch and onnxruntime backends (best of --repeats), and the achieved GFLOP/s as a fraction of
 the fp32 matmul peak measured in the same run (2048x2048 torch.matmul, all cores, best of 10, taken
-before and after the models; the higher is used). Then the torch variants tried for the default model
-(threads, channels-last). Writes the `speed` section of experiments/RESULTS.md.
+before and after the models; the higher is used). The torch backend is the shipped path
+(`anomaly.detector.TorchScorer`: an inference copy with BatchNorm folded, channels-last). Then the
+torch variants tried for the default model (threads, the trained module as is). Writes the `speed` section of experiments/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import time
 import warnings
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from results_md import write_section  # noqa: E402
 
 from anomaly.config import TrainConfig
-from anomaly.detector import score_images
+from anomaly.detector import TorchScorer, score_images
 from anomaly.export import OnnxScorer, onnx_bytes
 from anomaly.models import MODEL_CLASSES, build_model
 
@@ -78,7 +78,7 @@ def bench_model(name: str, repeats: int) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         onnx = OnnxScorer(onnx_bytes(model, config))
-    backends = {"torch": lambda x: score_images(model, config, x), "onnxruntime": onnx}
+    backends = {"torch": TorchScorer(model, config, torch.device("cpu")), "onnxruntime": onnx}
     rates = {(backend, b): images_per_second(fn, torch.rand(b, config.channels, *config.image_size), repeats)
              for backend, fn in backends.items() for b in BATCHES}
     return {"name": name, "gflops": gflops, "rates": rates, "config": config, "model": model}
@@ -87,18 +87,16 @@ def bench_model(name: str, repeats: int) -> dict:
 def torch_variants(model: torch.nn.Module, config, repeats: int) -> list[tuple[str, dict[int, float]]]:
     """Scoring-step images/s of the default model under the options tried for the torch path."""
     threads = torch.get_num_threads()
-    channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    shipped = TorchScorer(model, config, torch.device("cpu"))
     variants = {
-        f"as shipped (inference_mode, {threads} threads, contiguous)": (threads, model, False),
-        "1 thread": (1, model, False),
-        f"channels-last weights and input, {threads} threads": (threads, channels_last, True),
+        f"as shipped (inference copy: BatchNorm folded, channels-last; {threads} threads)": (threads, shipped),
+        "as shipped, 1 thread": (1, shipped),
+        f"the trained module as is (contiguous; {threads} threads)": (threads, lambda x: score_images(model, config, x)),
     }
     rows = []
-    for label, (n, net, cl) in variants.items():
+    for label, (n, fn) in variants.items():
         torch.set_num_threads(n)
-        memory = torch.channels_last if cl else torch.contiguous_format
-        rows.append((label, {b: images_per_second(lambda x: score_images(net, config, x.contiguous(memory_format=memory)),
-                                                  torch.rand(b, config.channels, *config.image_size), repeats)
+        rows.append((label, {b: images_per_second(fn, torch.rand(b, config.channels, *config.image_size), repeats)
                              for b in BATCHES}))
     torch.set_num_threads(threads)
     return rows

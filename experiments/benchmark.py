@@ -19,7 +19,7 @@ from results_md import write_section  # noqa: E402
 
 from anomaly.config import TrainConfig
 from anomaly.data import decode_image
-from anomaly.detector import Detector, preprocess, score_images
+from anomaly.detector import Detector, preprocess
 from anomaly.evaluation import evaluate
 from anomaly.training import train
 
@@ -28,11 +28,11 @@ def batch_throughput(detector: Detector, paths: list[Path], batch_size: int = 16
     """Model-only images/s (preprocessed batch -> scores and maps), best of `repeats`."""
     arrays = [decode_image(p, detector.config.channels) for p in paths[:batch_size]]
     batch = preprocess(arrays, detector.config.image_size)
-    score_images(detector.model, detector.config, batch)  # warm-up
+    detector.score_batch(batch)  # warm-up
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        score_images(detector.model, detector.config, batch)
+        detector.score_batch(batch)
         best = min(best, time.perf_counter() - start)
     return len(arrays) / best
 
