@@ -2,6 +2,7 @@
 
     python experiments/bench_accuracy.py                                  # the default draem row
     python experiments/bench_accuracy.py --ablate p_line=0 --ablate sources=images
+    python experiments/bench_accuracy.py --data runs/data/textures/manifest.csv --section accuracy-textures
 
 The default run also scores the same weights with the repair network alone (SSIM map, recalibrated
 on the held-out normals), as DRAEM's paper does. Settings are chosen on the validation columns
@@ -67,9 +68,9 @@ def run(config: TrainConfig, label: str) -> list[str]:
     return rows
 
 
-def merge(rows: list[str]) -> str:
+def merge(section: str, rows: list[str]) -> str:
     """The section's table with `rows` replacing those of the same variant, others kept in order."""
-    old = re.search(r"<!-- accuracy:start -->(.*?)<!-- accuracy:end -->", RESULTS.read_text(), re.S)
+    old = re.search(f"<!-- {section}:start -->(.*?)<!-- {section}:end -->", RESULTS.read_text(), re.S)
     kept = [line for line in (old.group(1).splitlines() if old else [])
             if line.startswith("| ") and not line.startswith("| variant") and line.count("|") == TABLE_HEADER.count("|") // 2]
     new = {r.split("|")[1].strip(): r for r in rows}
@@ -84,21 +85,23 @@ def main() -> None:
                         help="train one ablation with this draem option changed (repeatable: one run each)")
     parser.add_argument("--epochs", type=int, default=None, help="override the default epochs")
     parser.add_argument("--out", default="runs")
+    parser.add_argument("--section", default="accuracy", help="RESULTS.md section (one per dataset)")
     args = parser.parse_args()
-    base = TrainConfig(model="draem", data=args.data, out=f"{args.out}/bench-draem", tracking=False)
+    stem = f"{args.out}/bench-draem" + ("" if args.section == "accuracy" else f"-{args.section}")
+    base = TrainConfig(model="draem", data=args.data, out=stem, tracking=False)
     base = base.replace(epochs=args.epochs)
     rows = []
     for change in args.ablate or [""]:
         options = parse_options([change]) if change else {}
         name = f"draem, {change}" if change else "draem"
-        out = f"{args.out}/bench-draem-{re.sub(r'[^A-Za-z0-9.]+', '-', change)}" if change else base.out
+        out = f"{stem}-{re.sub(r'[^A-Za-z0-9.]+', '-', change)}" if change else stem
         rows += run(base.replace(options=options, out=out), name)
-    write_section("accuracy", f"Test split of {args.data}, {'x'.join(map(str, base.image_size))}, threshold calibrated "
+    write_section(args.section, f"Test split of {args.data}, {'x'.join(map(str, base.image_size))}, threshold calibrated "
                   "on held-out training normals at 1% FPR. Validation columns: the model's own map on synthetic "
                   "defects painted into the held-out training normals (fixed seed and recipe, "
                   "anomaly/models/draem/lightning_model.py); settings are chosen on them, never on the test "
                   "columns. A row names the one option it changes from the defaults (docs/models.md).\n\n"
-                  + merge(rows))
+                  + merge(args.section, rows))
 
 
 if __name__ == "__main__":
