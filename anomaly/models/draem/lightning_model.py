@@ -10,7 +10,8 @@ Options (`ModelConfig.options`, `anomaly train --option KEY=VALUE`), defaults in
   schedule    learning rate: "constant" or "cosine" (annealed to 0 over the training steps)
 The anomaly map is the defect probability (sigmoid of the logits), smoothed like every model's map.
 
-Validation (for choosing settings without the test split): each epoch, the held-out normals get
+Validation (for choosing settings without the test split): every VALIDATE_EVERY epochs and after
+the last, the held-out normals get
 synthetic defects from a fixed seed and a fixed recipe (half clean, both sources, a third curves),
 whatever the training options, and the model's own map is scored against them:
 `val/synthetic_pixel_auroc` and `val/synthetic_image_auroc`.
@@ -34,6 +35,7 @@ DEFAULTS = {"crop": 128, "seg_width": 16, "seg_depth": 3, "p_defect": 0.5, "p_li
             "schedule": "cosine"}
 SCHEDULES = ("constant", "cosine")
 VALIDATION_SEED = 20211011  # the fixed synthetic defects of the validation slice
+VALIDATE_EVERY = 5  # epochs; validating whole images costs about a third of a training epoch
 
 
 def synthetic_aurocs(maps: Tensor, masks: Tensor, reduction: str, topk: float) -> dict[str, float]:
@@ -103,9 +105,16 @@ class DraemModel(ReconstructionModel):
         self.validation_generator = torch.Generator(self.device).manual_seed(VALIDATION_SEED)
         self.validation_outputs = []
 
+    def validation_defects(self, clean: Tensor) -> tuple[Tensor, Tensor]:
+        """The fixed validation recipe, whatever the training options: (damaged, mask)."""
+        return synthesize(clean, generator=self.validation_generator, p_defect=0.5, p_line=1 / 3)
+
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        epoch = self.trainer.current_epoch + 1
+        if epoch % VALIDATE_EVERY and epoch != self.trainer.max_epochs:
+            return
         clean = batch["image"]
-        damaged, mask = synthesize(clean, generator=self.validation_generator, p_defect=0.5, p_line=1 / 3)
+        damaged, mask = self.validation_defects(clean)
         repaired = self.net(damaged)
         logits = self.net.defect_logits(damaged, repaired)
         losses = draem_losses(clean, repaired, logits, mask)
@@ -114,6 +123,8 @@ class DraemModel(ReconstructionModel):
         self.validation_outputs.append((self._smoothed_probability(logits).cpu(), mask.cpu()))
 
     def on_validation_epoch_end(self) -> None:
+        if not self.validation_outputs:
+            return
         maps, masks = (torch.cat(t) for t in zip(*self.validation_outputs))
         self.validation_outputs = []
         self.log_dict(synthetic_aurocs(maps, masks, self.config.score_reduction, self.config.topk))
