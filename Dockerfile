@@ -1,6 +1,6 @@
 # The scoring service: `anomaly serve` on CPU torch, as a non-root user.
 #   docker build -t anomaly .
-#   docker run -p 8000:8000 -v "$PWD/runs/sample-ssim-ae:/models/model:ro" anomaly
+#   docker run -p 8000:8000 -v "$PWD/runs/sample:/models/model:ro" anomaly
 #   docker run -p 8000:8000 -e ANOMALY_MODEL=models:/mtd@champion -e MLFLOW_TRACKING_URI=http://mlflow:5000 anomaly
 FROM python:3.11-slim
 

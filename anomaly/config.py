@@ -18,14 +18,14 @@ import yaml
 class ModelConfig:
     """Architecture, preprocessing and scoring of one model; JSON-serialisable."""
 
-    name: str = "ssim-ae"
+    name: str = "draem"
     image_size: tuple[int, int] = (256, 256)  # (height, width) the network sees
     channels: int = 1
     width: int = 16  # channels of the first stage; doubles per stage, capped at 8 * width
     depth: int = 4  # number of stride-2 stages; image_size must be divisible by 2**depth
     latent_dim: int = 128
     beta: float = 1.0  # KL weight (vae only)
-    residual: str = "ssim"  # anomaly map: "l2", "ssim" or "ssim+l2" (see anomaly.scoring)
+    residual: str = "segmentation"  # anomaly map: "l2", "ssim", "ssim+l2" (anomaly.scoring) or a model's own
     smoothing_sigma: float = 4.0  # Gaussian smoothing of the map, in model pixels; 0 disables
     score_reduction: str = "max"  # image score from the smoothed map: "max" or "topk"
     topk: float = 0.01  # fraction of pixels averaged when score_reduction == "topk"
@@ -51,7 +51,7 @@ class ModelConfig:
 class TrainConfig:
     """Everything `anomaly train` takes. Defaults train on the bundled sample."""
 
-    model: str = "ssim-ae"
+    model: str = "draem"
     data: str = ""  # manifest CSV, MVTec-style folder or plain folder; "" = the bundled sample
     out: str = "runs/latest"
     image_size: tuple[int, int] = (256, 256)

@@ -1,7 +1,7 @@
 """`create_app()`: the FastAPI application. The model is loaded in the lifespan, never at import.
 
     uvicorn --factory service.app:create_app     # settings from ANOMALY_* environment variables
-    anomaly serve --model runs/sample-ssim-ae    # the same, with options
+    anomaly serve --model runs/sample    # the same, with options
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ def parse_options(pairs: list[str]) -> dict:
 def train(
     config: Annotated[Optional[Path], Opt(help="YAML file with any of the keys below (CLI options win)")] = None,
     model: Annotated[Optional[str], Opt(help="ae | ssim-ae | vae | dae | inpaint | twodec | ganomaly | draem "
-                                             "(docs/models.md) [default: ssim-ae]")] = None,
+                                             "(docs/models.md) [default: draem]")] = None,
     data: Annotated[Optional[str], Opt(help="manifest CSV, MVTec-style folder or folder of normal images "
                                             "[default: the bundled MTD sample]")] = None,
     out: Annotated[Optional[str], Opt(help="bundle folder to write [default: runs/latest]")] = None,
