@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from benchmark import HEADER, measure_row  # noqa: E402
-from results_md import RESULTS, write_section  # noqa: E402
+from results_md import COMMIT, RESULTS, STARTED, write_section  # noqa: E402
 
 from anomaly.bundle import Bundle
 from anomaly.cli.train import parse_options
@@ -36,17 +34,13 @@ TABLE_HEADER = ("| variant | " + " | ".join(VAL_COLUMNS + tuple(COLUMNS)) + " | 
                 + "---|" * (len(COLUMNS) + len(VAL_COLUMNS) + 2) + "\n")
 
 
-def commit() -> str:
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-
-
 def with_validation(row: str, label: str, validation: dict[str, float]) -> str:
     """HEADER row -> TABLE_HEADER row: the variant label, validation columns, provenance."""
     cells = row.strip().strip("|").split("|")[1:]
     val = [f"{validation[f'val/{c.split()[1]}_{c.split()[2]}_auroc']:.3f}" if validation else "n/a"
            for c in VAL_COLUMNS]
     return "| " + " | ".join([label, *val, *(c.strip() for c in cells),
-                              f"{commit()}, {datetime.date.today().isoformat()}"]) + " |"
+                              f"{COMMIT}, {STARTED}"]) + " |"
 
 
 def run(config: TrainConfig, label: str) -> list[str]:

@@ -13,17 +13,24 @@ from pathlib import Path
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(["git", *args], capture_output=True, text=True).stdout.strip()
+
+
+# The code a benchmark ran is the code at its start (commits made while it runs do not count).
+COMMIT = _git("rev-parse", "--short", "HEAD") + (" (+ uncommitted changes)" if _git(
+    "status", "--porcelain", "--untracked-files=no") else "")
+STARTED = datetime.date.today().isoformat()
+
+
 def provenance() -> str:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                           text=True).stdout.strip()
     import torch
 
     machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, " + (
         torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")
     command = "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:])
     return (f"- command: `{command}`\n- machine: {machine}\n"
-            f"- date: {datetime.date.today().isoformat()}\n- commit: {commit}{' (+ uncommitted changes)' if dirty else ''}\n")
+            f"- date: {STARTED}\n- commit: {COMMIT}\n")
 
 
 def write_section(name: str, body: str) -> None:
