@@ -13,6 +13,7 @@ Each run replaces its own rows in the `accuracy` section of experiments/RESULTS.
 from __future__ import annotations
 
 import argparse
+import json
 import dataclasses
 import re
 import sys
@@ -47,6 +48,7 @@ def run(config: TrainConfig, label: str) -> list[str]:
     result = train(config, progress=False)
     test = [s for s in result.samples if s.split == "test"]
     validation = {k: v for k, v in result.epoch_losses[-1].items() if "synthetic" in k}
+    (result.bundle_path / "epoch_losses.json").write_text(json.dumps(result.epoch_losses, indent=1))  # curves
     detector = Detector.load(result.bundle_path)
     rows = [with_validation(measure_row(detector, test, label, config.epochs, result.train_seconds), label,
                             validation)]
