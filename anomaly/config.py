@@ -25,12 +25,18 @@ class ModelConfig:
     depth: int = 4  # number of stride-2 stages; image_size must be divisible by 2**depth
     latent_dim: int = 128
     beta: float = 1.0  # KL weight (vae only)
-    residual: str = "segmentation"  # anomaly map: "l2", "ssim", "ssim+l2" (anomaly.scoring) or a model's own
+    residual: str = ""  # anomaly map: "l2", "ssim", "ssim+l2" (anomaly.scoring) or a model's own; "" = its default
     smoothing_sigma: float = 4.0  # Gaussian smoothing of the map, in model pixels; 0 disables
     score_reduction: str = "max"  # image score from the smoothed map: "max" or "topk"
     topk: float = 0.01  # fraction of pixels averaged when score_reduction == "topk"
     lr: float = 1e-3
     options: dict[str, Any] = field(default_factory=dict)  # model-specific hyperparameters (noise, masks...)
+
+    def __post_init__(self) -> None:
+        if not self.residual:
+            from anomaly.models import DEFAULT_RESIDUALS
+
+            object.__setattr__(self, "residual", DEFAULT_RESIDUALS.get(self.name, "l2"))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -98,12 +104,9 @@ class TrainConfig:
             raise ValueError(f"topk must be in (0, 1], got {self.topk}")
 
     def model_config(self, channels: int) -> ModelConfig:
-        from anomaly.models import DEFAULT_RESIDUALS
-
         return ModelConfig(
             name=self.model, image_size=self.image_size, channels=channels, width=self.width,
-            depth=self.depth, latent_dim=self.latent_dim, beta=self.beta,
-            residual=self.residual or DEFAULT_RESIDUALS.get(self.model, "l2"),
+            depth=self.depth, latent_dim=self.latent_dim, beta=self.beta, residual=self.residual,
             smoothing_sigma=self.smoothing_sigma, score_reduction=self.score_reduction,
             topk=self.topk, lr=self.lr, options=dict(self.options),
         )

@@ -4,8 +4,9 @@
     [prediction] = detector.predict(["part.png"])
     prediction.score, prediction.is_anomalous, prediction.anomaly_map, prediction.regions
 
-Backends: "torch" (default) runs the model; "onnxruntime" runs the exported graph of the same
-`score_images` step (anomaly/export.py). Decoding, resizing, thresholds and regions are shared.
+Backends: "torch" (default) runs the model (on the CPU, an inference copy: BatchNorm folded,
+channels-last; `TorchScorer`); "onnxruntime" runs the exported graph of the same `score_images` step
+(anomaly/export.py). Decoding, resizing, thresholds and regions are shared.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ class Detector:
         self.backend = check_backend(backend)
         self.model = bundle.build_model().to(self.device) if bundle.state_dict else None  # None: ONNX only
         self.onnx = None
-        self.torch_scorer = TorchScorer(self.model, self.config, self.device) if self.model is not None else None
+        self.torch_scorer = TorchScorer(self.model, self.config, self.device) if backend == "torch" else None
         if backend == "onnxruntime":
             from anomaly.export import OnnxScorer, onnx_bytes
 
@@ -188,7 +189,9 @@ class Detector:
     def score_batch(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, h, w) preprocessed float32 batch -> image scores (B,) and anomaly maps (B, 1, h, w),
         from the backend (on the model's device for torch, on the CPU for onnxruntime)."""
-        return (self.onnx or self.torch_scorer)(batch)
+        if self.onnx is not None:
+            return self.onnx(batch)
+        return self.torch_scorer(batch)
 
     def decode(self, source: ImageSource, name: str | None = None) -> np.ndarray:
         """Any supported image (path, encoded bytes or a (C, H, W) float array) -> (C, H, W) float32 in [0, 1]

@@ -1,7 +1,7 @@
 """Synthetic defects from normal images alone, for self-supervised training (DRAEM-style).
 
 Masks are thresholded Perlin noise at random scales (Zavrtanik et al. 2021, DRAEM,
-doi:10.1109/ICCV48922.2021.00822). No texture dataset ships with the product, so the defect
+doi:10.1109/ICCV48922.2021.00822): blobs, or thin crack-like curves around its zero level. No texture dataset ships with the product, so the defect
 content is either another normal image of the batch (flipped, rotated, brightness-shifted; as
 NSA, Schlüter et al. 2022, arXiv:2109.15222, does without Poisson blending) or procedural Perlin
 texture. Everything is batched torch on the input's device, driven by an explicit generator.

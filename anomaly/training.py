@@ -17,7 +17,7 @@ from anomaly.bundle import save_bundle
 from anomaly.calibration import Calibration, calibrate
 from anomaly.config import ModelConfig, TrainConfig
 from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, load_samples
-from anomaly.detector import preprocess, score_images
+from anomaly.detector import TorchScorer, preprocess, score_images
 from anomaly.models import build_model
 
 if TYPE_CHECKING:
@@ -44,10 +44,10 @@ def score_samples(model: torch.nn.Module, config: ModelConfig, samples: Sequence
                   batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """Image scores (N,) and maps (N, h, w) at model resolution, exactly as the Detector computes them."""
     scores, maps = [], []
-    device = next(model.parameters()).device
+    scorer = TorchScorer(model, config, next(model.parameters()).device)
     for i in range(0, len(samples), batch_size):
         arrays = [decode_image(s.image, config.channels) for s in samples[i:i + batch_size]]
-        batch_scores, batch_maps = score_images(model, config, preprocess(arrays, config.image_size).to(device))
+        batch_scores, batch_maps = scorer(preprocess(arrays, config.image_size))
         scores.append(batch_scores.cpu().numpy())
         maps.append(batch_maps[:, 0].cpu().numpy())
     return np.concatenate(scores), np.concatenate(maps)
@@ -77,6 +77,10 @@ class EpochLosses(L.Callback):
     def __init__(self, on_epoch: Callable[..., None] | None = None) -> None:
         self.history: list[dict[str, float]] = []
         self.on_epoch = on_epoch  # called as on_epoch(values, step=epoch), e.g. tracking.log_metrics
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for key in [k for k in trainer.callback_metrics if k.startswith("val/")]:  # Lightning keeps them
+            del trainer.callback_metrics[key]  # across epochs; a model may validate only some epochs (draem)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.history.append({k: float(v) for k, v in trainer.callback_metrics.items() if "/" in k})

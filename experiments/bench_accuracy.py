@@ -29,17 +29,17 @@ from anomaly.config import TrainConfig
 from anomaly.detector import Detector
 from anomaly.training import calibrate_model, train
 
-VAL_COLUMNS = ("val synthetic image AUROC", "val synthetic pixel AUROC")
+VAL_COLUMNS = {"val synthetic image AUROC": "val/synthetic_image_auroc",  # column -> logged key
+               "val synthetic pixel AUROC": "val/synthetic_pixel_auroc"}
 COLUMNS = HEADER.splitlines()[0].strip("| ").split(" | ")[1:]
-TABLE_HEADER = ("| variant | " + " | ".join(VAL_COLUMNS + tuple(COLUMNS)) + " | commit, date |\n|"
+TABLE_HEADER = ("| variant | " + " | ".join([*VAL_COLUMNS, *COLUMNS]) + " | commit, date |\n|"
                 + "---|" * (len(COLUMNS) + len(VAL_COLUMNS) + 2) + "\n")
 
 
 def with_validation(row: str, label: str, validation: dict[str, float]) -> str:
     """HEADER row -> TABLE_HEADER row: the variant label, validation columns, provenance."""
     cells = row.strip().strip("|").split("|")[1:]
-    val = [f"{validation[f'val/{c.split()[1]}_{c.split()[2]}_auroc']:.3f}" if validation else "n/a"
-           for c in VAL_COLUMNS]
+    val = [f"{validation[key]:.3f}" if validation else "n/a" for key in VAL_COLUMNS.values()]
     return "| " + " | ".join([label, *val, *(c.strip() for c in cells),
                               f"{COMMIT}, {STARTED}"]) + " |"
 
@@ -66,7 +66,8 @@ def run(config: TrainConfig, label: str) -> list[str]:
 
 def merge(section: str, rows: list[str]) -> str:
     """The section's table with `rows` replacing those of the same variant, others kept in order."""
-    old = re.search(f"<!-- {section}:start -->(.*?)<!-- {section}:end -->", RESULTS.read_text(), re.S)
+    name = re.escape(section)
+    old = re.search(f"<!-- {name}:start -->(.*?)<!-- {name}:end -->", RESULTS.read_text(), re.S)
     kept = [line for line in (old.group(1).splitlines() if old else [])
             if line.startswith("| ") and not line.startswith("| variant") and line.count("|") == TABLE_HEADER.count("|") // 2]
     new = {r.split("|")[1].strip(): r for r in rows}
@@ -89,14 +90,15 @@ def main() -> None:
     rows = []
     for change in args.ablate or [""]:
         options = parse_options([change]) if change else {}
-        name = f"draem, {change}" if change else "draem"
+        name = ", ".join(["draem", *([change] if change else []), *([f"{args.epochs} epochs"] if args.epochs else [])])
         out = f"{stem}-{re.sub(r'[^A-Za-z0-9.]+', '-', change)}" if change else stem
         rows += run(base.replace(options=options, out=out), name)
     write_section(args.section, f"Test split of {args.data}, {'x'.join(map(str, base.image_size))}, threshold calibrated "
                   "on held-out training normals at 1% FPR. Validation columns: the model's own map on synthetic "
                   "defects painted into the held-out training normals (fixed seed and recipe, "
                   "anomaly/models/draem/lightning_model.py); settings are chosen on them, never on the test "
-                  "columns. A row names the one option it changes from the defaults (docs/models.md).\n\n"
+                  "columns. A row names the one option it changes from the defaults (docs/models.md) and carries the "
+                  "commit and date of its own run; the command and commit above are the last run's.\n\n"
                   + merge(args.section, rows))
 
 

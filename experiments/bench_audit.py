@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/mtd/manifest.csv")
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--model", default="runs/sample-ssim-ae",
-                        help="bundle; train one with `anomaly train --out runs/sample-ssim-ae --no-evaluate`")
+                        help="bundle; train one with `anomaly train --model ssim-ae --out runs/sample-ssim-ae --no-evaluate`")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--chunk", type=int, default=50, help="images per alternation of pure and audit")

@@ -146,7 +146,7 @@ def main() -> None:
             "under different, shifting load and the ratios below are not trustworthy; rerun on a quiet machine."
             if load_avg > 0.75 * cores + 1 else f" Load average {load_avg:.1f} on {cores} cores.")
     lines = [
-        f"Model `{args.model}` (256x256 ssim-ae unless stated), {len(images)} bundled sample JPEGs "
+        f"Model `{args.model}` ({detector.config.name}, {'x'.join(map(str, detector.config.image_size))}), {len(images)} bundled sample JPEGs "
         f"(~200x300 px, grey), one image per request; service max batch {args.batch_size}, max wait "
         f"{args.wait_ms} ms, 1 worker. Client (httpx) and server share the machine's cores." + busy,
         "",

@@ -91,7 +91,7 @@ def torch_variants(model: torch.nn.Module, config, repeats: int) -> list[tuple[s
     variants = {
         f"as shipped (inference copy: BatchNorm folded, channels-last; {threads} threads)": (threads, shipped),
         "as shipped, 1 thread": (1, shipped),
-        f"the trained module as is (contiguous; {threads} threads)": (threads, lambda x: score_images(model, config, x)),
+        f"the built module as is (contiguous; {threads} threads)": (threads, lambda x: score_images(model, config, x)),
     }
     rows = []
     for label, (n, fn) in variants.items():

@@ -7,7 +7,7 @@ noise and a slow illumination gradient. Defects are drawn with PIL, independentl
 anomaly/synthetic.py (so training on our synthetic defects is not training on the test defects):
 `scratch` (a thin bright or dark polyline), `stain` (a soft-edged ellipse of shifted brightness),
 `hole` (small dark discs), `knot` (the weave locally compressed). Masks are where the drawn defect
-changes the image. Writes PNG images, PNG masks (255 = defect) and manifest.csv in the MTD format
+(blurred by 0.7 px) is at least half strength; its faint rim outside the mask is not labelled. Writes PNG images, PNG masks (255 = defect) and manifest.csv in the MTD format
 (image, mask, label, defect, split): 500 train normals, 100 test normals, 25 test images per defect.
 """
 

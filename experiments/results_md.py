@@ -14,12 +14,13 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
 def _git(*args: str) -> str:
-    return subprocess.run(["git", *args], capture_output=True, text=True).stdout.strip()
+    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=RESULTS.parent).stdout.strip()
 
 
-# The code a benchmark ran is the code at its start (commits made while it runs do not count).
+# The code a benchmark ran is the code at its start (commits made while it runs do not count);
+# RESULTS.md itself, which every benchmark writes, does not make the tree "uncommitted".
 COMMIT = _git("rev-parse", "--short", "HEAD") + (" (+ uncommitted changes)" if _git(
-    "status", "--porcelain", "--untracked-files=no") else "")
+    "status", "--porcelain", "--untracked-files=no", "--", ".", f":(exclude){RESULTS.name}") else "")
 STARTED = datetime.date.today().isoformat()
 
 

@@ -43,7 +43,7 @@ def train(
     latent_dim: Annotated[Optional[int], Opt()] = None,
     beta: Annotated[Optional[float], Opt(help="KL weight (vae)")] = None,
     residual: Annotated[Optional[str], Opt(help="anomaly map: l2 | ssim | ssim+l2 (inpaint also msgms; draem "
-                                                "uses its segmentation) [default: the model's, docs/models.md]")] = None,
+                                                "segmentation, or another for its repair net alone) [default: the model's, docs/models.md]")] = None,
     smoothing_sigma: Annotated[Optional[float], Opt(help="Gaussian smoothing of the map in model pixels, 0 = off")] = None,
     score_reduction: Annotated[Optional[str], Opt(help="max | topk")] = None,
     topk: Annotated[Optional[float], Opt(help="fraction of pixels averaged by --score-reduction topk")] = None,

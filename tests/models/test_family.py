@@ -154,7 +154,9 @@ def _test_images(result) -> list:
 @pytest.mark.parametrize("name", ROUND_TRIP)
 def test_bundle_round_trip_gives_identical_scores(trained, name):
     result = trained(name)
-    assert [set(e) >= {"train/loss", "val/loss"} for e in result.epoch_losses] == [True, True]
+    validated = [False, True] if name == "draem" else [True, True]  # draem validates every 5th and the last epoch
+    assert all("train/loss" in e for e in result.epoch_losses)
+    assert ["val/loss" in e for e in result.epoch_losses] == validated
     bundle = load_bundle(result.bundle_path)
     assert bundle.config == result.model_config and bundle.config.options == result.model_config.options
     test = _test_images(result)

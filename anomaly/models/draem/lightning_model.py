@@ -11,10 +11,10 @@ Options (`ModelConfig.options`, `anomaly train --option KEY=VALUE`), defaults in
 The anomaly map is the defect probability (sigmoid of the logits), smoothed like every model's map.
 
 Validation (for choosing settings without the test split): every VALIDATE_EVERY epochs and after
-the last, the held-out normals get
-synthetic defects from a fixed seed and a fixed recipe (half clean, both sources, a third curves),
-whatever the training options, and the model's own map is scored against them:
-`val/synthetic_pixel_auroc` and `val/synthetic_image_auroc`.
+the last, the held-out normals get synthetic defects from a fixed seed and a fixed recipe (half
+clean, both sources, a third curves), whatever the training options (but not whatever the batch
+size: defects are taken from neighbours in the batch), and the model's own map is scored against
+them: `val/synthetic_pixel_auroc` and `val/synthetic_image_auroc`.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ class DraemModel(ReconstructionModel):
                          self.options["seg_depth"])
         self.generator: torch.Generator | None = None
         self.validation_outputs: list[tuple[Tensor, Tensor]] = []  # (map, mask) per validation batch
+        self.validation_generator = torch.Generator().manual_seed(VALIDATION_SEED)  # reset each validation
 
     def _generator(self, device: torch.device) -> torch.Generator:
         if self.generator is None or self.generator.device != device:
@@ -131,7 +132,7 @@ class DraemModel(ReconstructionModel):
 
     def configure_optimizers(self):
         optimiser = torch.optim.Adam(self.parameters(), lr=self.config.lr)
-        if self.options["schedule"] == "constant":
+        if self.options["schedule"] == "constant" or self._trainer is None:  # no Trainer: no step count
             return optimiser
         steps = self.trainer.estimated_stepping_batches
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, int(steps)))
