@@ -31,7 +31,7 @@ from anomaly.metrics import image_auroc, pixel_auroc
 from anomaly.scoring import gaussian_blur, image_scores
 from anomaly.synthetic import SOURCES, synthesize
 
-DEFAULTS = {"crop": 128, "seg_width": 16, "seg_depth": 3, "p_defect": 0.5, "p_line": 0.3, "sources": "both",
+DEFAULTS = {"crop": 128, "seg_width": 16, "seg_depth": 3, "p_defect": 0.5, "p_line": 0.0, "sources": "both",
             "schedule": "cosine"}
 SCHEDULES = ("constant", "cosine")
 VALIDATION_SEED = 20211011  # the fixed synthetic defects of the validation slice
