@@ -11,6 +11,16 @@ from anomaly.config import TrainConfig
 from anomaly.training import SAMPLE_MANIFEST, TrainResult, train
 
 SAMPLE_DIR = Path(str(SAMPLE_MANIFEST)).parent
+
+
+def sample_normals(n: int = 8, size: tuple[int, int] = (32, 48)):
+    """The first `n` bundled normal images as a (n, 1, *size) float32 batch (grey, resized)."""
+    import torch
+
+    from anomaly.data import decode_image, load_samples, resize
+
+    normals = [s for s in load_samples(str(SAMPLE_MANIFEST)) if s.label == 0][:n]
+    return torch.cat([resize(torch.from_numpy(decode_image(s.image, 1))[None], size) for s in normals])
 TINY = dict(model="ssim-ae", image_size=(64, 64), epochs=4, width=8, latent_dim=32, batch_size=8, seed=0,
             accelerator="cpu", tracking=False)
 

@@ -33,10 +33,11 @@ class ReconstructionModel(L.LightningModule):
     @torch.no_grad()
     def anomaly_map(self, x: Tensor) -> Tensor:
         """(B, C, H, W) images -> (B, 1, H, W) smoothed residual between input and reconstruction."""
-        residual = residual_map(x, self(x), self.config.residual)
-        if self.config.smoothing_sigma > 0:
-            residual = gaussian_blur(residual, self.config.smoothing_sigma)
-        return residual
+        return self.smooth(residual_map(x, self(x), self.config.residual))
+
+    def smooth(self, amap: Tensor) -> Tensor:
+        """Every model's last step: Gaussian smoothing of a (B, 1, H, W) map by `smoothing_sigma` (0 = none)."""
+        return gaussian_blur(amap, self.config.smoothing_sigma) if self.config.smoothing_sigma > 0 else amap
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         losses = self.losses(batch["image"])

@@ -7,7 +7,8 @@ from anomaly.config import ModelConfig
 from anomaly.models import build_model
 from anomaly.models.draem.loss import focal_loss
 from anomaly.training import SAMPLE_MANIFEST
-from anomaly.data import decode_image, load_samples, resize
+from anomaly.data import load_samples
+from tests.conftest import sample_normals
 
 
 def tiny(**options) -> ModelConfig:
@@ -25,8 +26,7 @@ def test_map_is_a_probability_of_the_input_shape():
 def test_loss_decreases_on_sample_images_with_crops():
     torch.manual_seed(0)
     model = build_model(tiny())
-    normals = [s for s in load_samples(str(SAMPLE_MANIFEST)) if s.label == 0][:8]
-    x = torch.cat([resize(torch.from_numpy(decode_image(s.image, 1))[None], (32, 48)) for s in normals])
+    x = sample_normals(8, (32, 48))
 
     def loss_on_fixed_defects() -> float:  # the same synthetic defects before and after training
         model.generator = torch.Generator().manual_seed(99)
@@ -57,9 +57,7 @@ def test_unknown_option_is_named():
         build_model(tiny(crops=3))
 
 
-def sample_batch(size=(32, 48), n=8) -> torch.Tensor:
-    normals = [s for s in load_samples(str(SAMPLE_MANIFEST)) if s.label == 0][:n]
-    return torch.cat([resize(torch.from_numpy(decode_image(s.image, 1))[None], size) for s in normals])
+sample_batch = sample_normals
 
 
 def test_synthetic_aurocs_match_scikit_learn():

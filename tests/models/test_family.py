@@ -15,11 +15,11 @@ from torch.utils.data import DataLoader
 
 from anomaly.bundle import load_bundle
 from anomaly.config import ModelConfig, TrainConfig
-from anomaly.data import decode_image, load_samples, resize
+from anomaly.data import decode_image
 from anomaly.detector import Detector, preprocess, score_images
 from anomaly.models import DEFAULT_RESIDUALS, MODEL_CLASSES, build_model
-from anomaly.training import SAMPLE_MANIFEST, train
-from tests.conftest import sample_subset
+from anomaly.training import train
+from tests.conftest import sample_normals, sample_subset
 
 FAMILY = ["dae", "inpaint", "twodec", "ganomaly"]
 ROUND_TRIP = [*FAMILY, "draem"]  # every model beyond ae/ssim-ae/vae (those: tests/detector, tests/tracking)
@@ -35,8 +35,7 @@ def small_config(name: str, **kw) -> ModelConfig:
 
 
 def sample_batch(n: int = 8) -> torch.Tensor:
-    normals = [s for s in load_samples(str(SAMPLE_MANIFEST)) if s.label == 0][:n]
-    return torch.cat([resize(torch.from_numpy(decode_image(s.image, 1))[None], SIZE) for s in normals])
+    return sample_normals(n, SIZE)
 
 
 def fit_on_batch(model: L.LightningModule, x: torch.Tensor, steps: int, seed: int = 0) -> L.LightningModule:

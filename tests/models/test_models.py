@@ -3,8 +3,7 @@ import torch
 
 from anomaly.config import ModelConfig
 from anomaly.models import MODEL_CLASSES, build_model
-from anomaly.data import decode_image, load_samples, resize
-from anomaly.training import SAMPLE_MANIFEST
+from tests.conftest import sample_normals
 
 NAMES = sorted(MODEL_CLASSES)
 
@@ -13,9 +12,7 @@ def small_config(name: str, **kw) -> ModelConfig:
     return ModelConfig(name=name, image_size=(32, 48), channels=1, width=4, depth=3, latent_dim=16, **kw)
 
 
-def sample_batch(n: int = 8, size=(32, 48)) -> torch.Tensor:
-    normals = [s for s in load_samples(str(SAMPLE_MANIFEST)) if s.label == 0][:n]
-    return torch.cat([resize(torch.from_numpy(decode_image(s.image, 1))[None], size) for s in normals])
+sample_batch = sample_normals
 
 
 @pytest.mark.parametrize("name", NAMES)

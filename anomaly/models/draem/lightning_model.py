@@ -28,7 +28,7 @@ from anomaly.models.base import ReconstructionModel
 from anomaly.models.draem.loss import draem_losses
 from anomaly.models.draem.torch_model import Draem
 from anomaly.metrics import image_auroc, pixel_auroc
-from anomaly.scoring import gaussian_blur, image_scores
+from anomaly.scoring import image_scores
 from anomaly.synthetic import SOURCES, synthesize
 
 DEFAULTS = {"crop": 128, "seg_width": 16, "seg_depth": 3, "p_defect": 0.5, "p_line": 0.0, "sources": "both",
@@ -88,19 +88,13 @@ class DraemModel(ReconstructionModel):
         repaired = self.net(damaged)
         return draem_losses(clean, repaired, self.net.defect_logits(damaged, repaired), mask)
 
-    def _smoothed_probability(self, logits: Tensor) -> Tensor:
-        probability = torch.sigmoid(logits)
-        if self.config.smoothing_sigma > 0:
-            probability = gaussian_blur(probability, self.config.smoothing_sigma)
-        return probability
-
     @torch.no_grad()
     def anomaly_map(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, 1, H, W) smoothed defect probability in [0, 1]; with a residual other
         than "segmentation", the base's map of the repair network alone (e.g. "ssim")."""
         if self.config.residual != "segmentation":
             return super().anomaly_map(x)
-        return self._smoothed_probability(self.net.defect_logits(x, self.net(x)))
+        return self.smooth(torch.sigmoid(self.net.defect_logits(x, self.net(x))))
 
     def on_validation_epoch_start(self) -> None:
         self.validation_generator = torch.Generator(self.device).manual_seed(VALIDATION_SEED)
@@ -121,7 +115,7 @@ class DraemModel(ReconstructionModel):
         losses = draem_losses(clean, repaired, logits, mask)
         self.log_dict({f"val/{k}": v for k, v in losses.items()}, on_step=False, on_epoch=True,
                       prog_bar=True, batch_size=len(clean))
-        self.validation_outputs.append((self._smoothed_probability(logits).cpu(), mask.cpu()))
+        self.validation_outputs.append((self.smooth(torch.sigmoid(logits)).cpu(), mask.cpu()))
 
     def on_validation_epoch_end(self) -> None:
         if not self.validation_outputs:

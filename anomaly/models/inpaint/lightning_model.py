@@ -24,7 +24,7 @@ from anomaly.models import model_options
 from anomaly.models.base import ReconstructionModel
 from anomaly.models.inpaint.loss import inpainting_losses
 from anomaly.models.inpaint.torch_model import Inpainter, grid_masks, inpaint
-from anomaly.scoring import gaussian_blur, msgms_map
+from anomaly.scoring import msgms_map
 
 DEFAULTS = {"mask_sizes": [2, 4, 8, 16], "n_masks": 3, "msgms_scales": 4, "ssim_weight": 1.0,
             "msgms_weight": 1.0, "mask_seed": 0}
@@ -55,6 +55,4 @@ class InpaintingModel(ReconstructionModel):
             return super().anomaly_map(x)
         reconstructions = self.net.reconstructions(x)  # one (B, C, H, W) per mask size
         amap = 1 - torch.stack([msgms_map(x, r, scales=self.scales) for r in reconstructions]).mean(dim=0)
-        if self.config.smoothing_sigma > 0:
-            amap = gaussian_blur(amap, self.config.smoothing_sigma)
-        return amap  # (B, 1, H, W)
+        return self.smooth(amap)  # (B, 1, H, W)

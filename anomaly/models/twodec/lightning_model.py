@@ -20,7 +20,7 @@ from anomaly.models import model_options
 from anomaly.models.base import ReconstructionModel
 from anomaly.models.twodec.loss import two_decoder_losses
 from anomaly.models.twodec.torch_model import TwoDecoderAutoencoder
-from anomaly.scoring import gaussian_blur, residual_map
+from anomaly.scoring import residual_map
 
 DEFAULTS = {"score_weights": [0.5, 0.5]}
 
@@ -47,9 +47,7 @@ class TwoDecoderModel(ReconstructionModel):
         ae2_of_ae1 = self.net.decoder2(self.net.encoder(ae1))
         kind = self.config.residual
         amap = self.alpha * residual_map(x, ae1, kind) + self.beta * residual_map(x, ae2_of_ae1, kind)
-        if self.config.smoothing_sigma > 0:
-            amap = gaussian_blur(amap, self.config.smoothing_sigma)
-        return amap
+        return self.smooth(amap)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         x = batch["image"]
