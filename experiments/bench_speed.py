@@ -102,6 +102,17 @@ def torch_variants(model: torch.nn.Module, config, repeats: int) -> list[tuple[s
     return rows
 
 
+def top_ops(fn: Callable[[torch.Tensor], object], batch: torch.Tensor, n: int = 6) -> list[tuple[str, float]]:
+    """torch.profiler's `n` most expensive operators (self CPU ms) of one call after a warm-up."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn(batch)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn(batch)
+    ops = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:n]
+    return [(e.key, e.self_cpu_time_total / 1000) for e in ops]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=",".join(MODEL_CLASSES), help="comma-separated model names")
@@ -119,6 +130,10 @@ def main() -> None:
     variants = torch_variants(default["model"], default["config"], args.repeats)
     for label, rates in variants:
         print(label, rates, flush=True)
+    batch = torch.rand(16, default["config"].channels, *default["config"].image_size)
+    profiles = {"the built module as is": top_ops(lambda x: score_images(default["model"], default["config"], x), batch),
+                "as shipped (TorchScorer)": top_ops(TorchScorer(default["model"], default["config"],
+                                                                torch.device("cpu")), batch)}
     peaks.append(matmul_peak())
     peak = max(peaks)
 
@@ -136,6 +151,10 @@ def main() -> None:
     lines += ["", f"Torch options tried on the default model ({default['name']}):", "",
               "| torch path | img/s batch 1 | img/s batch 16 |", "|---|---|---|"]
     lines += [f"| {label} | {rates[1]:.1f} | {rates[16]:.1f} |" for label, rates in variants]
+    lines += ["", f"Profile of one batch of 16 ({default['name']}, torch.profiler, self CPU time of the costliest "
+              "operators):", ""]
+    for label, ops in profiles.items():
+        lines.append(f"- {label}: " + ", ".join(f"{name} {ms:.0f} ms" for name, ms in ops))
     write_section("speed", "\n".join(lines))
 
 
