@@ -21,12 +21,15 @@ def sample_images() -> list[Path]:
 
 
 def make_inputs(folder: Path, n: int = 20) -> Path:
-    """`folder` with `n` sample JPEGs (in two subfolders), one RGB PNG, one 16-bit PNG and the broken files."""
+    """`folder` with `n` sample JPEGs (in two subfolders; beyond the sample's count, copies under new
+    names), one RGB PNG, one 16-bit PNG and the broken files."""
     images = sample_images()
     for sub in ("a", "b"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    for i, src in enumerate(images[:n]):
-        shutil.copy(src, folder / ("a" if i % 2 else "b") / src.name)
+    for i in range(n):
+        src = images[i % len(images)]
+        copy = i // len(images)
+        shutil.copy(src, folder / ("a" if i % 2 else "b") / (f"{src.stem}-{copy}{src.suffix}" if copy else src.name))
     rgb = np.random.default_rng(0).integers(0, 255, (50, 90, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(folder / "b" / "rgb.png")
     Image.fromarray(np.full((40, 30), 30000, dtype=np.uint16)).save(folder / "b" / "deep16.png")

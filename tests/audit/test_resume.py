@@ -36,7 +36,7 @@ def interrupt_after(proc, results, rows: int, sig: int) -> int:
 
 
 def test_kill_and_resume_loses_and_duplicates_nothing(detector, trained, tmp_path):
-    folder = make_inputs(tmp_path / "in", n=44)  # 44 JPEGs + 2 PNGs + 3 broken files
+    folder = make_inputs(tmp_path / "in", n=200)  # 200 JPEGs + 2 PNGs + 3 broken files: ample time to interrupt
     paths, _ = expand_inputs([str(folder)])
     clean = {r["path"]: r for r in run_audit(detector, paths, AuditOptions(out=tmp_path / "clean"), report=False).rows}
     out = tmp_path / "out"
