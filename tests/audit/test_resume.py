@@ -18,9 +18,14 @@ def lines(path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
+def default_sigint() -> None:
+    """In the child: Ctrl-C as in a terminal, whatever disposition the test runner's process passes on."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(args, cwd):
     return subprocess.Popen([sys.executable, "-m", "anomaly", "audit", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
 
 
 def interrupt_after(proc, results, rows: int, sig: int) -> int:
@@ -44,8 +49,9 @@ def test_kill_and_resume_loses_and_duplicates_nothing(detector, trained, tmp_pat
             "--workers", "1", "--overlays", "all", "--no-progress"]
 
     first = start(args, tmp_path)
-    interrupt_after(first, out / "results.jsonl", 4, signal.SIGINT)
-    assert first.returncode == 130
+    seen = interrupt_after(first, out / "results.jsonl", 4, signal.SIGINT)
+    assert first.returncode == 130, (f"rows when interrupted: {seen}, after: {lines(out / 'results.jsonl')}, "
+                                     f"parent's SIGINT handler: {signal.getsignal(signal.SIGINT)}")
     after_ctrl_c = len(read_rows(out))
     assert 4 <= after_ctrl_c < len(paths)
 
