@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from benchmark import HEADER, measure_row  # noqa: E402
+from benchmark import HEADER, markdown_row, measure_cells  # noqa: E402
 from results_md import COMMIT, RESULTS, STARTED, write_section  # noqa: E402
 
 from anomaly.bundle import Bundle
@@ -36,31 +36,27 @@ TABLE_HEADER = ("| variant | " + " | ".join([*VAL_COLUMNS, *COLUMNS]) + " | comm
                 + "---|" * (len(COLUMNS) + len(VAL_COLUMNS) + 2) + "\n")
 
 
-def with_validation(row: str, label: str, validation: dict[str, float]) -> str:
-    """HEADER row -> TABLE_HEADER row: the variant label, validation columns, provenance."""
-    cells = row.strip().strip("|").split("|")[1:]
-    val = [f"{validation[key]:.3f}" if validation else "n/a" for key in VAL_COLUMNS.values()]
-    return "| " + " | ".join([label, *val, *(c.strip() for c in cells),
-                              f"{COMMIT}, {STARTED}"]) + " |"
-
-
 def run(config: TrainConfig, label: str) -> list[str]:
+    """Train and evaluate; TABLE_HEADER rows: the variant label, validation columns, HEADER's, provenance."""
     result = train(config, progress=False)
     test = [s for s in result.samples if s.split == "test"]
-    validation = {k: v for k, v in result.epoch_losses[-1].items() if "synthetic" in k}
+    validation = result.epoch_losses[-1]  # the last epoch is always validated
     (result.bundle_path / "epoch_losses.json").write_text(json.dumps(result.epoch_losses, indent=1))  # curves
     detector = Detector.load(result.bundle_path)
-    rows = [with_validation(measure_row(detector, test, label, config.epochs, result.train_seconds), label,
-                            validation)]
+
+    def row(label: str, detector: Detector, validation: dict[str, float]) -> str:
+        val = [f"{validation[key]:.3f}" if validation else "n/a" for key in VAL_COLUMNS.values()]
+        cells = measure_cells(detector, test, config.epochs, result.train_seconds)
+        return markdown_row([label, *val, *cells, f"{COMMIT}, {STARTED}"])
+
+    rows = [row(label, detector, validation)]
     if not config.options:  # the default: also its repair network alone, as DRAEM reports it
         repair_config = dataclasses.replace(result.model_config, residual="ssim")
-        model = Bundle(repair_config, detector.model.state_dict(), detector.calibration).build_model()
-        calibration = calibrate_model(model, repair_config, result.val_samples, fpr=config.fpr,
-                                      pixel_fpr=config.pixel_fpr)
-        repair = Detector(Bundle(repair_config, model.state_dict(), calibration))
-        label = "draem, repair net alone (ssim map, same weights)"
-        rows.append(with_validation(measure_row(repair, test, label, config.epochs, result.train_seconds),
-                                    label, {}))
+        weights = detector.model.state_dict()
+        calibration = calibrate_model(Bundle(repair_config, weights, detector.calibration).build_model(),
+                                      repair_config, result.val_samples, fpr=config.fpr, pixel_fpr=config.pixel_fpr)
+        rows.append(row("draem, repair net alone (ssim map, same weights)",
+                        Detector(Bundle(repair_config, weights, calibration)), {}))
     return rows
 
 

@@ -46,14 +46,17 @@ HEADER = ("| model | epochs | image AUROC | pixel AUROC | AUPRO@0.3 | F1@thr | t
           "|---|---|---|---|---|---|---|---|---|---|\n")
 
 
-def measure_row(detector: Detector, test: list, label: str, epochs: int, train_seconds: float) -> str:
-    """Evaluate `detector` on `test`; the markdown row (HEADER's columns), first cell `label`."""
+def measure_cells(detector: Detector, test: list, epochs: int, train_seconds: float) -> list[str]:
+    """Evaluate `detector` on `test`; the cells of HEADER's columns after the first (the model)."""
     report, _ = evaluate(detector, test)
     throughput = batch_throughput(detector, [s.image for s in test])
     per_defect = ", ".join(f"{d} {fmt(m['image_auroc'])}" for d, m in report.per_defect.items())
-    row = (f"| {label} | {epochs} | {fmt(report.image_auroc)} | {fmt(report.pixel_auroc)} | "
-           f"{fmt(report.aupro)} | {fmt(report.f1)} | {train_seconds / 60:.1f} | {throughput:.0f} | "
-           f"{report.images_per_second:.0f} | {per_defect} |")
+    return [str(epochs), fmt(report.image_auroc), fmt(report.pixel_auroc), fmt(report.aupro), fmt(report.f1),
+            f"{train_seconds / 60:.1f}", f"{throughput:.0f}", f"{report.images_per_second:.0f}", per_defect]
+
+
+def markdown_row(cells: list[str]) -> str:
+    row = "| " + " | ".join(cells) + " |"
     print(row, flush=True)
     return row
 
@@ -62,8 +65,8 @@ def benchmark_row(config: TrainConfig) -> tuple[str, int]:
     """Train `config`, evaluate on its test split; the markdown row (HEADER's columns) and the test size."""
     result = train(config, progress=False)
     test = [s for s in result.samples if s.split == "test"]
-    return measure_row(Detector.load(result.bundle_path), test, config.model, config.epochs,
-                       result.train_seconds), len(test)
+    cells = measure_cells(Detector.load(result.bundle_path), test, config.epochs, result.train_seconds)
+    return markdown_row([config.model, *cells]), len(test)
 
 
 def main() -> None:
