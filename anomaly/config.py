@@ -14,6 +14,9 @@ from typing import Any
 import yaml
 
 
+PRECISIONS = ("auto", "32", "bf16-mixed")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture, preprocessing and scoring of one model; JSON-serialisable."""
@@ -62,10 +65,11 @@ class TrainConfig:
     out: str = "runs/latest"
     image_size: tuple[int, int] = (256, 256)
     channels: int = 0  # 0 = guess from the data (1 for grey images, else 3)
-    epochs: int = 30
+    epochs: int = 0  # 0 = the model's default (anomaly.models.DEFAULT_EPOCHS)
     batch_size: int = 16
     seed: int = 0
     accelerator: str = "auto"
+    precision: str = "auto"  # "32", "bf16-mixed" or "auto" (bf16-mixed where the hardware computes it natively)
     val_fraction: float = 0.2  # normal-only validation slice, used for calibration
     num_workers: int = 0
     width: int = 16
@@ -93,11 +97,15 @@ class TrainConfig:
             value = getattr(self, name)
             if not 0 < value < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be in (0, 1), got {value}")
-        for name in ("epochs", "batch_size", "width", "depth", "latent_dim"):
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be >= 1 (or 0 for the model's default), got {self.epochs}")
+        for name in ("batch_size", "width", "depth", "latent_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.channels not in (0, 1, 3):
             raise ValueError(f"channels must be 1, 3 or 0 (guess from the data), got {self.channels}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.score_reduction not in ("max", "topk"):
             raise ValueError(f"score-reduction must be 'max' or 'topk', got {self.score_reduction!r}")
         if not 0 < self.topk <= 1:

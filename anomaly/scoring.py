@@ -77,7 +77,7 @@ def gaussian_blur(x: Tensor, sigma: float, truncate: float = 3.5) -> Tensor:
     Borders are padded as ``scipy.ndimage.gaussian_filter(mode='reflect')`` (symmetric, edge
     sample repeated), which ``F.pad(mode='reflect')`` is not; any image size works. Computed as
     ``A_H @ x @ A_W.T`` with banded matrices: on CPU an order of magnitude faster than
-    single-channel convolutions, forward and backward.
+    single-channel convolutions, forward and backward. Always in ``x``'s dtype, also under autocast.
     """
     _check_4d(x, "x")
     if not sigma > 0:
@@ -85,7 +85,8 @@ def gaussian_blur(x: Tensor, sigma: float, truncate: float = 3.5) -> Tensor:
     h, w = x.shape[-2:]
     rows = _blur_matrix(h, float(sigma), float(truncate)).to(device=x.device, dtype=x.dtype)
     cols = _blur_matrix(w, float(sigma), float(truncate)).to(device=x.device, dtype=x.dtype)
-    return rows @ x @ cols.T
+    with torch.autocast(x.device.type, enabled=False):  # mixed-precision training: SSIM needs x's precision
+        return rows @ x @ cols.T
 
 
 def _check_4d(x: Tensor, name: str) -> None:

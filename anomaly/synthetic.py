@@ -70,7 +70,8 @@ def perlin_mask(shape: tuple[int, int], *, generator: torch.Generator, device: t
 
 
 def synthesize(images: Tensor, *, generator: torch.Generator, p_defect: float = 0.5, p_line: float = 0.0,
-               opacity: tuple[float, float] = (0.3, 1.0), sources: str = "both") -> tuple[Tensor, Tensor]:
+               p_shade: float = 0.0, opacity: tuple[float, float] = (0.3, 1.0),
+               sources: str = "both") -> tuple[Tensor, Tensor]:
     """Paint synthetic defects into a batch of normal images.
 
     images: (B, C, H, W) float32 in [0, 1]. Returns (defective images (B, C, H, W) in [0, 1],
@@ -78,6 +79,8 @@ def synthesize(images: Tensor, *, generator: torch.Generator, p_defect: float = 
     A mask is a thin curve (crack-like) with probability `p_line`, else a blob. Inside a mask, the
     image is blended with a defect source at a random opacity; outside, pixels are untouched.
     `sources`: "images" (another normal image), "texture" (procedural) or "both" (half each).
+    With probability `p_shade` a defect is instead a shading change: a coarse blob where the image
+    itself is darkened or brightened (gain 0.5-0.8 or 1.25-2), its texture kept (as MTD's "uneven").
     """
     if sources not in SOURCES:
         raise ValueError(f"sources must be one of {SOURCES}, got {sources!r}")
@@ -85,9 +88,12 @@ def synthesize(images: Tensor, *, generator: torch.Generator, p_defect: float = 
     device = images.device
     has_defect = torch.rand(b, generator=generator, device=device) < p_defect
     masks = torch.zeros(b, 1, h, w, device=device)
+    shade = torch.zeros(b, dtype=torch.bool, device=device)
     for i in torch.nonzero(has_defect).flatten().tolist():
-        line = torch.rand(1, generator=generator, device=device).item() < p_line
-        masks[i, 0] = perlin_mask((h, w), generator=generator, device=device, line=line)
+        kind = torch.rand(1, generator=generator, device=device).item()
+        line, shade[i] = kind < p_line, p_line <= kind < p_line + p_shade
+        masks[i, 0] = perlin_mask((h, w), generator=generator, device=device, line=line,
+                                  max_scale=2 if shade[i] else 5)
     # source A: another image of the batch, randomly flipped/rotated and brightness-shifted
     other = images.roll(1, dims=0)
     if h == w:
@@ -100,6 +106,11 @@ def synthesize(images: Tensor, *, generator: torch.Generator, p_defect: float = 
     texture = _uniform(b, 0.0, 1.0, generator, device).view(b, 1, 1) + 0.3 * texture
     p_texture = {"images": 0.0, "texture": 1.0, "both": 0.5}[sources]
     use_texture = (torch.rand(b, generator=generator, device=device) < p_texture).view(b, 1, 1, 1)
-    source = torch.where(use_texture, texture[:, None].expand(b, c, h, w), other).clamp(0, 1)
+    source = torch.where(use_texture, texture[:, None].expand(b, c, h, w), other)
+    if shade.any():  # drawn only then, so that p_shade=0 leaves the random stream as it was
+        gain = _uniform(b, 0.5, 0.8, generator, device)
+        gain = torch.where(torch.rand(b, generator=generator, device=device) < 0.5, gain, 1 / gain)
+        source = torch.where(shade.view(b, 1, 1, 1), images * gain.view(b, 1, 1, 1), source)
+    source = source.clamp(0, 1)
     alpha = _uniform(b, *opacity, generator, device).view(b, 1, 1, 1) * masks
     return images * (1 - alpha) + source * alpha, masks

@@ -46,7 +46,7 @@ def run(config: TrainConfig, label: str) -> list[str]:
 
     def row(label: str, detector: Detector, validation: dict[str, float]) -> str:
         val = [f"{validation[key]:.3f}" if validation else "n/a" for key in VAL_COLUMNS.values()]
-        cells = measure_cells(detector, test, config.epochs, result.train_seconds)
+        cells = measure_cells(detector, test, result.config.epochs, result.train_seconds)
         return markdown_row([label, *val, *cells, f"{COMMIT}, {STARTED}"])
 
     rows = [row(label, detector, validation)]

@@ -65,7 +65,7 @@ def benchmark_row(config: TrainConfig) -> tuple[str, int]:
     """Train `config`, evaluate on its test split; the markdown row (HEADER's columns) and the test size."""
     result = train(config, progress=False)
     test = [s for s in result.samples if s.split == "test"]
-    cells = measure_cells(Detector.load(result.bundle_path), test, config.epochs, result.train_seconds)
+    cells = measure_cells(Detector.load(result.bundle_path), test, result.config.epochs, result.train_seconds)
     return markdown_row([config.model, *cells]), len(test)
 
 

@@ -37,6 +37,8 @@ def train(
     batch_size: Annotated[Optional[int], Opt()] = None,
     seed: Annotated[Optional[int], Opt()] = None,
     accelerator: Annotated[Optional[str], Opt(help="auto | cpu | gpu")] = None,
+    precision: Annotated[Optional[str], Opt(help="32 | bf16-mixed | auto (bf16-mixed where the CPU or GPU "
+                                                 "computes bfloat16 natively)")] = None,
     lr: Annotated[Optional[float], Opt(help="learning rate")] = None,
     width: Annotated[Optional[int], Opt(help="channels of the first stage")] = None,
     depth: Annotated[Optional[int], Opt(help="number of stride-2 stages")] = None,
@@ -72,7 +74,8 @@ def train(
     with user_errors():
         base = TrainConfig.from_yaml(config) if config else TrainConfig()
         cfg = base.replace(model=model, data=data, out=out, image_size=image_size, channels=channels,
-                           epochs=epochs, batch_size=batch_size, seed=seed, accelerator=accelerator, lr=lr,
+                           epochs=epochs, batch_size=batch_size, seed=seed, accelerator=accelerator,
+                           precision=precision, lr=lr,
                            width=width, depth=depth, latent_dim=latent_dim, beta=beta, residual=residual,
                            smoothing_sigma=smoothing_sigma, score_reduction=score_reduction, topk=topk,
                            fpr=fpr, pixel_fpr=pixel_fpr,

@@ -97,3 +97,15 @@ def test_sources_and_line_share(normals):
     assert roughness(from_images) > 0.5 * roughness(normals)
     with pytest.raises(ValueError, match="sources must be one of .* got 'dtd'"):
         synthesize(normals, generator=gen(0), sources="dtd")
+
+
+def test_shade_defects_keep_the_texture_and_change_the_brightness(normals):
+    shaded, masks = synthesize(normals, generator=gen(4), p_defect=1.0, p_shade=1.0, opacity=(1.0, 1.0))
+    inside = masks.expand_as(normals) > 0
+    gains = [(shaded[i][inside[i]] / normals[i][inside[i]].clamp_min(1e-3)).median().item() for i in range(6)]
+    # each image's defect is one gain (up to clipping at 1), away from 1 in either direction
+    assert all(g <= 0.81 or g >= 1.24 for g in gains), gains
+    # a coarse blob (the largest Perlin cells), not a curve: it covers a good part of the image
+    assert masks.flatten(1).mean(1).min() > 0.02
+    blended, _ = synthesize(normals, generator=gen(4), p_defect=1.0, p_shade=0.0, opacity=(1.0, 1.0))
+    assert not torch.equal(blended, shaded)

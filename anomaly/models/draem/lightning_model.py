@@ -6,12 +6,13 @@ Options (`ModelConfig.options`, `anomaly train --option KEY=VALUE`), defaults in
   seg_depth   pooling stages of the segmentation U-Net
   p_defect    fraction of training images that get a synthetic defect
   p_line      fraction of synthetic defects that are thin crack-like curves (the rest are blobs)
+  p_shade     fraction of synthetic defects that are shading changes (coarse darker/brighter regions)
   sources     defect content: "images" (other normal images), "texture" (procedural) or "both"
   schedule    learning rate: "constant" or "cosine" (annealed to 0 over the training steps)
 The anomaly map is the defect probability (sigmoid of the logits), smoothed like every model's map.
 
-Validation (for choosing settings without the test split): every VALIDATE_EVERY epochs and after
-the last, the held-out normals get synthetic defects from a fixed seed and a fixed recipe (half
+Validation (for choosing settings without the test split): VALIDATIONS times per run and after
+the last epoch, the held-out normals get synthetic defects from a fixed seed and a fixed recipe (half
 clean, both sources, a third curves), whatever the training options (but not whatever the batch
 size: defects are taken from neighbours in the batch), and the model's own map is scored against
 them: `val/synthetic_pixel_auroc` and `val/synthetic_image_auroc`.
@@ -31,11 +32,11 @@ from anomaly.metrics import image_auroc, pixel_auroc
 from anomaly.scoring import image_scores
 from anomaly.synthetic import SOURCES, synthesize
 
-DEFAULTS = {"crop": 128, "seg_width": 16, "seg_depth": 3, "p_defect": 0.5, "p_line": 0.0, "sources": "both",
-            "schedule": "cosine"}
+DEFAULTS = {"crop": 128, "seg_width": 16, "seg_depth": 3, "p_defect": 0.5, "p_line": 0.0, "p_shade": 0.0,
+            "sources": "both", "schedule": "cosine"}
 SCHEDULES = ("constant", "cosine")
 VALIDATION_SEED = 20211011  # the fixed synthetic defects of the validation slice
-VALIDATE_EVERY = 5  # epochs; validating whole images costs about a third of a training epoch
+VALIDATIONS = 10  # per training run, plus the last epoch; validating whole images costs about a third of an epoch
 
 
 def synthetic_aurocs(maps: Tensor, masks: Tensor, reduction: str, topk: float) -> dict[str, float]:
@@ -84,7 +85,8 @@ class DraemModel(ReconstructionModel):
         generator = self._generator(x.device)
         clean = self._crop(x, generator)
         damaged, mask = synthesize(clean, generator=generator, p_defect=self.options["p_defect"],
-                                   p_line=self.options["p_line"], sources=self.options["sources"])
+                                   p_line=self.options["p_line"], p_shade=self.options["p_shade"],
+                                   sources=self.options["sources"])
         repaired = self.net(damaged)
         return draem_losses(clean, repaired, self.net.defect_logits(damaged, repaired), mask)
 
@@ -105,8 +107,8 @@ class DraemModel(ReconstructionModel):
         return synthesize(clean, generator=self.validation_generator, p_defect=0.5, p_line=1 / 3)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        epoch = self.trainer.current_epoch + 1
-        if epoch % VALIDATE_EVERY and epoch != self.trainer.max_epochs:
+        epoch, last = self.trainer.current_epoch + 1, self.trainer.max_epochs
+        if epoch % max(1, last // VALIDATIONS) and epoch != last:
             return
         clean = batch["image"]
         damaged, mask = self.validation_defects(clean)
@@ -115,7 +117,7 @@ class DraemModel(ReconstructionModel):
         losses = draem_losses(clean, repaired, logits, mask)
         self.log_dict({f"val/{k}": v for k, v in losses.items()}, on_step=False, on_epoch=True,
                       prog_bar=True, batch_size=len(clean))
-        self.validation_outputs.append((self.smooth(torch.sigmoid(logits)).cpu(), mask.cpu()))
+        self.validation_outputs.append((self.smooth(torch.sigmoid(logits.float())).cpu(), mask.cpu()))  # float: bf16 training
 
     def on_validation_epoch_end(self) -> None:
         if not self.validation_outputs:
