@@ -250,7 +250,7 @@ def _gradient_magnitude(grey: Tensor) -> Tensor:
     kx = torch.tensor([[1.0, 0.0, -1.0]] * 3, dtype=grey.dtype, device=grey.device) / 3
     kernels = torch.stack([kx, kx.T])[:, None]  # (2, 1, 3, 3)
     g = F.conv2d(F.pad(grey, (1, 1, 1, 1), mode="replicate"), kernels)  # (B, 2, H, W)
-    return g.pow(2).sum(dim=1, keepdim=True).sqrt()
+    return g.pow(2).sum(dim=1, keepdim=True).clamp_min(1e-30).sqrt()  # finite gradient where flat
 
 
 def gradient_magnitude_similarity_map(image_true: Tensor, image_test: Tensor, *, c: float = _GMS_C) -> Tensor:
@@ -278,7 +278,8 @@ def msgms_map(image_true: Tensor, image_test: Tensor, *, scales: int = 4, c: flo
     upsampled back to ``(H, W)`` (``align_corners=False``). ``image_true``, ``image_test``:
     ``(B, C, H, W)`` float in [0, 1] with ``min(H, W) >= 2**(scales - 1)``. Returns ``(B, 1, H, W)``,
     same dtype, in (0, 1], 1 where the images agree; ``1 - msgms_map`` is RIAD's anomaly map (before
-    smoothing) and ``1 - mean`` its training loss.
+    smoothing) and ``1 - mean`` its training loss. Computed in the wider dtype of the two images,
+    also under autocast (in bfloat16, flat regions quantise to gradients of exactly zero).
     """
     _check_4d(image_true, "image_true")
     if int(scales) != scales or scales < 1:
@@ -289,11 +290,13 @@ def msgms_map(image_true: Tensor, image_test: Tensor, *, scales: int = 4, c: flo
             f"images of size {size} are too small for {scales} scales (each halves the size); "
             f"use at most {max(1, min(size).bit_length())} scales or larger images"
         )
-    total = torch.zeros_like(image_true[:, :1])
-    a, b = image_true, image_test
-    for s in range(int(scales)):
-        if s > 0:
-            a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
-        gms = gradient_magnitude_similarity_map(a, b, c=c)
-        total = total + (gms if s == 0 else F.interpolate(gms, size=size, mode="bilinear", align_corners=False))
+    dtype = torch.promote_types(image_true.dtype, image_test.dtype)
+    a, b = image_true.to(dtype), image_test.to(dtype)
+    total = torch.zeros_like(a[:, :1])
+    with torch.autocast(a.device.type, enabled=False):
+        for s in range(int(scales)):
+            if s > 0:
+                a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
+            gms = gradient_magnitude_similarity_map(a, b, c=c)
+            total = total + (gms if s == 0 else F.interpolate(gms, size=size, mode="bilinear", align_corners=False))
     return total / scales

@@ -18,7 +18,7 @@ from anomaly.calibration import Calibration, calibrate
 from anomaly.config import ModelConfig, TrainConfig
 from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, load_samples
 from anomaly.detector import TorchScorer, preprocess, score_images
-from anomaly.models import build_model, default_epochs
+from anomaly.models import build_model
 
 if TYPE_CHECKING:
     from anomaly.evaluation import MetricReport
@@ -29,7 +29,7 @@ SAMPLE_MANIFEST = files("anomaly") / "sample" / "manifest.csv"
 
 @dataclass(frozen=True)
 class TrainResult:
-    config: TrainConfig  # as trained: the model's default epochs and the precision resolved
+    config: TrainConfig  # as trained: precision "auto" resolved
     bundle_path: Path
     model_config: ModelConfig
     calibration: Calibration
@@ -103,13 +103,6 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     return "bf16-mixed" if native else "32"
 
 
-def resolved(config: TrainConfig) -> TrainConfig:
-    """`config` with its defaults that depend on the model or the hardware made explicit: epochs 0
-    -> the model's default, precision "auto" -> what `resolve_precision` picks."""
-    return config.replace(epochs=config.epochs or default_epochs(config.model),
-                          precision=resolve_precision(config.precision, config.accelerator))
-
-
 def train(config: TrainConfig, *, logger: Any = False, progress: bool = True,
           callbacks: Sequence[L.Callback] = ()) -> TrainResult:
     """Train `config.model` on the normal training images of `config.data` and write a bundle to `config.out`.
@@ -118,7 +111,7 @@ def train(config: TrainConfig, *, logger: Any = False, progress: bool = True,
     per-epoch losses, calibration, test metrics and plots, and the bundle as a registered model.
     `callbacks`: extra Lightning callbacks (e.g. a benchmark's snapshots of the weights)."""
     samples = load_samples(config.data or str(SAMPLE_MANIFEST))
-    config = resolved(config)  # logged and returned as trained
+    config = config.replace(precision=resolve_precision(config.precision, config.accelerator))  # as trained
     if not config.tracking:
         return _fit(config, samples, logger=logger, progress=progress, callbacks=callbacks)
     from anomaly import tracking

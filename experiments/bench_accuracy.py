@@ -36,7 +36,7 @@ TABLE_HEADER = ("| variant | " + " | ".join([*VAL_COLUMNS, *COLUMNS]) + " | comm
                 + "---|" * (len(COLUMNS) + len(VAL_COLUMNS) + 2) + "\n")
 
 
-def run(config: TrainConfig, label: str) -> list[str]:
+def run(config: TrainConfig, label: str, repair_row: bool) -> list[str]:
     """Train and evaluate; TABLE_HEADER rows: the variant label, validation columns, HEADER's, provenance."""
     result = train(config, progress=False)
     test = [s for s in result.samples if s.split == "test"]
@@ -50,7 +50,7 @@ def run(config: TrainConfig, label: str) -> list[str]:
         return markdown_row([label, *val, *cells, f"{COMMIT}, {STARTED}"])
 
     rows = [row(label, detector, validation)]
-    if not config.options:  # the default: also its repair network alone, as DRAEM reports it
+    if repair_row:  # the default: also its repair network alone, as DRAEM reports it
         repair_config = dataclasses.replace(result.model_config, residual="ssim")
         weights = detector.model.state_dict()
         calibration = calibrate_model(Bundle(repair_config, weights, detector.calibration).build_model(),
@@ -75,20 +75,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="../shared/data/mtd/manifest.csv")
     parser.add_argument("--ablate", action="append", default=[], metavar="KEY=VALUE",
-                        help="train one ablation with this draem option changed (repeatable: one run each)")
+                        help="train one ablation with this draem option (or training setting, e.g. width=32) "
+                             "changed (repeatable: one run each)")
     parser.add_argument("--epochs", type=int, default=None, help="override the default epochs")
+    parser.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
     parser.add_argument("--out", default="runs")
     parser.add_argument("--section", default="accuracy", help="RESULTS.md section (one per dataset)")
     args = parser.parse_args()
     stem = f"{args.out}/bench-draem" + ("" if args.section == "accuracy" else f"-{args.section}")
     base = TrainConfig(model="draem", data=args.data, out=stem, tracking=False)
-    base = base.replace(epochs=args.epochs)
+    base = base.replace(epochs=args.epochs, seed=args.seed)
     rows = []
     for change in args.ablate or [""]:
-        options = parse_options([change]) if change else {}
-        name = ", ".join(["draem", *([change] if change else []), *([f"{args.epochs} epochs"] if args.epochs else [])])
+        changed = parse_options([change]) if change else {}
+        fields = {k: v for k, v in changed.items() if k in TrainConfig.__dataclass_fields__}  # e.g. width=32
+        options = {k: v for k, v in changed.items() if k not in fields}  # draem options
+        name = ", ".join(["draem", *([change] if change else []), *([f"{args.epochs} epochs"] if args.epochs else []),
+                          *([f"seed {args.seed}"] if args.seed is not None else [])])
         out = f"{stem}-{re.sub(r'[^A-Za-z0-9.]+', '-', change)}" if change else stem
-        rows += run(base.replace(options=options, out=out), name)
+        rows += run(base.replace(options=options, out=out, **fields), name, repair_row=not change)
     write_section(args.section, f"Test split of {args.data}, {'x'.join(map(str, base.image_size))}, threshold calibrated "
                   "on held-out training normals at 1% FPR. Validation columns: the model's own map on synthetic "
                   "defects painted into the held-out training normals (fixed seed and recipe, "

@@ -122,3 +122,16 @@ def test_bad_sources_and_schedule_are_named():
         build_model(tiny(sources="dtd"))
     with pytest.raises(ValueError, match="schedule must be one of .* got 'step'"):
         build_model(tiny(schedule="step"))
+
+
+def test_edge_crops_reach_the_image_edges():
+    """Each crop's first row says where it starts: with edge_crops about a quarter of the crops start
+    at the top edge and a quarter end at the bottom; uniform positions almost never do."""
+    rows = torch.arange(96.).view(1, 1, 96, 1).expand(1, 1, 96, 96)
+    for edge_crops, low, high in ((True, 0.15, 0.35), (False, 0.0, 0.05)):
+        model = build_model(tiny(crop=32, edge_crops=edge_crops))
+        generator = torch.Generator().manual_seed(0)
+        tops = torch.tensor([int(model._crop(rows, generator)[0, 0, 0, 0]) for _ in range(1000)])
+        assert tops.min() >= 0 and tops.max() <= 64
+        for share in ((tops == 0).float().mean(), (tops == 64).float().mean()):
+            assert low <= share <= high, (edge_crops, share)

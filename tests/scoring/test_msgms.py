@@ -115,6 +115,21 @@ def test_defect_lowers_similarity_where_it_is(pair):
     assert sim[20:30, 20:30].mean() < 0.8 < sim[:, 45:].mean()
 
 
+def test_msgms_loss_has_finite_gradients_on_flat_images_under_bfloat16_autocast(pair):
+    """Flat regions (here: a constant reconstruction) have gradient magnitude exactly 0, where sqrt's
+    derivative is infinite; bfloat16 quantisation makes such regions common in mixed-precision training."""
+    a, _ = pair
+    true = torch.from_numpy(a).float()[None, None]
+    test = torch.full_like(true, 0.5, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        sim = msgms_map(true, test.to(torch.bfloat16))
+    assert sim.dtype == torch.float32
+    (1 - sim.mean()).backward()
+    assert torch.isfinite(test.grad).all() and test.grad.abs().sum() > 0
+    # the same value as without autocast, in float32
+    torch.testing.assert_close(sim, msgms_map(true, test.detach().to(torch.bfloat16).float()))
+
+
 def test_bad_inputs_say_what_is_wrong():
     with pytest.raises(ValueError, match="same shape"):
         gradient_magnitude_similarity_map(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 9))
