@@ -65,7 +65,7 @@ class TrainConfig:
     out: str = "runs/latest"
     image_size: tuple[int, int] = (256, 256)
     channels: int = 0  # 0 = guess from the data (1 for grey images, else 3)
-    epochs: int = 30
+    epochs: int = 0  # 0 = the model's default (anomaly.models.DEFAULT_EPOCHS)
     batch_size: int = 16
     seed: int = 0
     accelerator: str = "auto"
@@ -97,7 +97,9 @@ class TrainConfig:
             value = getattr(self, name)
             if not 0 < value < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be in (0, 1), got {value}")
-        for name in ("epochs", "batch_size", "width", "depth", "latent_dim"):
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be >= 1 (or 0 for the model's default), got {self.epochs}")
+        for name in ("batch_size", "width", "depth", "latent_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.channels not in (0, 1, 3):

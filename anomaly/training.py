@@ -18,7 +18,7 @@ from anomaly.calibration import Calibration, calibrate
 from anomaly.config import ModelConfig, TrainConfig
 from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, load_samples
 from anomaly.detector import TorchScorer, preprocess, score_images
-from anomaly.models import build_model
+from anomaly.models import build_model, default_epochs
 
 if TYPE_CHECKING:
     from anomaly.evaluation import MetricReport
@@ -29,7 +29,7 @@ SAMPLE_MANIFEST = files("anomaly") / "sample" / "manifest.csv"
 
 @dataclass(frozen=True)
 class TrainResult:
-    config: TrainConfig  # as trained: precision "auto" resolved
+    config: TrainConfig  # as trained: the model's default epochs and precision "auto" resolved
     bundle_path: Path
     model_config: ModelConfig
     calibration: Calibration
@@ -111,7 +111,8 @@ def train(config: TrainConfig, *, logger: Any = False, progress: bool = True,
     per-epoch losses, calibration, test metrics and plots, and the bundle as a registered model.
     `callbacks`: extra Lightning callbacks (e.g. a benchmark's snapshots of the weights)."""
     samples = load_samples(config.data or str(SAMPLE_MANIFEST))
-    config = config.replace(precision=resolve_precision(config.precision, config.accelerator))  # as trained
+    config = config.replace(epochs=config.epochs or default_epochs(config.model),  # as trained
+                            precision=resolve_precision(config.precision, config.accelerator))
     if not config.tracking:
         return _fit(config, samples, logger=logger, progress=progress, callbacks=callbacks)
     from anomaly import tracking

@@ -55,7 +55,7 @@ def run(config: TrainConfig, label: str, repair_row: bool) -> list[str]:
         weights = detector.model.state_dict()
         calibration = calibrate_model(Bundle(repair_config, weights, detector.calibration).build_model(),
                                       repair_config, result.val_samples, fpr=config.fpr, pixel_fpr=config.pixel_fpr)
-        rows.append(row("draem, repair net alone (ssim map, same weights)",
+        rows.append(row(f"{label}, repair net alone (ssim map, same weights)",
                         Detector(Bundle(repair_config, weights, calibration)), {}))
     return rows
 

@@ -83,7 +83,7 @@ def main() -> None:
         row, n_test = benchmark_row(config.replace(epochs=args.epochs))
         rows.append(row)
     size = "x".join(map(str, TrainConfig().image_size))
-    write_section(args.section, f"MTD test split ({n_test} images), {size}, default settings, threshold "
+    write_section(args.section, f"Test split of {args.data} ({n_test} images), {size}, default settings, threshold "
                   f"calibrated on held-out training normals at 1% FPR.\n\n" + HEADER + "\n".join(rows))
 
 

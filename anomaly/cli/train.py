@@ -33,7 +33,7 @@ def train(
     out: Annotated[Optional[str], Opt(help="bundle folder to write [default: runs/latest]")] = None,
     image_size: Annotated[Optional[str], Opt(help="model input size: 256 or HxW such as 256x640")] = None,
     channels: Annotated[Optional[int], Opt(help="1 or 3; 0 guesses from the data")] = None,
-    epochs: Annotated[Optional[int], Opt()] = None,
+    epochs: Annotated[Optional[int], Opt(help="0: the model's default (docs/models.md) [default: 0]")] = None,
     batch_size: Annotated[Optional[int], Opt()] = None,
     seed: Annotated[Optional[int], Opt()] = None,
     accelerator: Annotated[Optional[str], Opt(help="auto | cpu | gpu")] = None,

@@ -21,6 +21,14 @@ MODEL_CLASSES = {
 # "msgms" is inpaint's own map (multi-scale gradient-magnitude similarity, anomaly.scoring.msgms_map).
 DEFAULT_RESIDUALS = {"ae": "l2", "ssim-ae": "ssim", "vae": "l2", "dae": "ssim", "inpaint": "msgms",
                      "twodec": "l2", "ganomaly": "l2", "draem": "segmentation"}
+# Epochs when none are given: draem's chosen on its synthetic validation within the 20-minute budget
+# on MTD on a 2-core CPU (experiments/RESULTS.md, accuracy section); 30 for the others.
+DEFAULT_EPOCHS = {"draem": 60}
+
+
+def default_epochs(name: str) -> int:
+    return DEFAULT_EPOCHS.get(name, 30)
+
 
 def build_model(config: ModelConfig):
     """A fresh (untrained) model for `config`; raises ValueError for an unknown name."""

@@ -15,7 +15,7 @@ from tests.conftest import TINY, sample_subset
     ({"val_fraction": 0.0}, "val-fraction must be in \\(0, 1\\)"),
     ({"score_reduction": "mean"}, "score-reduction must be 'max' or 'topk'"),
     ({"channels": 2}, "channels must be 1, 3 or 0"),
-    ({"epochs": 0}, "epochs must be >= 1"),
+    ({"epochs": -1}, "epochs must be >= 1"),
     ({"precision": "16"}, "precision must be one of"),
 ])
 def test_config_rejects_out_of_range_values(overrides, message):

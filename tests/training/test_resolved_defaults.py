@@ -1,10 +1,34 @@
-"""Training precision: "auto" picks bfloat16 mixed precision only where the hardware computes it."""
+"""Defaults resolved at training: epochs 0 is the model's default, precision "auto" picks bfloat16
+mixed precision only where the hardware computes it."""
 
 import pytest
 import torch
 
 from anomaly.config import TrainConfig
+from anomaly.models import DEFAULT_EPOCHS
 from anomaly.training import resolve_precision
+
+
+@pytest.mark.parametrize("model, epochs, expected",
+                         [("draem", 0, DEFAULT_EPOCHS["draem"]), ("ae", 0, 30), ("draem", 7, 7)])
+def test_epochs_zero_trains_the_models_default(tmp_path, model, epochs, expected):
+    import lightning as L
+
+    from anomaly.training import train
+
+    class StopAfterOneEpoch(L.Callback):
+        max_epochs = None
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            self.max_epochs, trainer.should_stop = trainer.max_epochs, True
+
+    assert TrainConfig().epochs == 0
+    config = TrainConfig(model=model, image_size=(32, 32), width=4, depth=2, epochs=epochs, batch_size=8,
+                         tracking=False, out=str(tmp_path / model),
+                         options={"crop": 16, "seg_width": 4} if model == "draem" else {})
+    stop = StopAfterOneEpoch()
+    result = train(config, progress=False, callbacks=[stop])
+    assert result.config.epochs == stop.max_epochs == expected
 
 
 def test_auto_precision_is_bf16_only_where_the_hardware_has_it():
