@@ -69,7 +69,7 @@ class TrainConfig:
     batch_size: int = 16
     seed: int = 0
     accelerator: str = "auto"
-    precision: str = "auto"  # "32", "bf16-mixed" or "auto" (bf16-mixed where the hardware computes it natively)
+    precision: str = "auto"  # "32", "bf16-mixed" or "auto" (bf16-mixed where the hardware computes it fast)
     val_fraction: float = 0.2  # normal-only validation slice, used for calibration
     num_workers: int = 0
     width: int = 16

@@ -90,16 +90,16 @@ class EpochLosses(L.Callback):
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
-    """"auto" -> "bf16-mixed" where training will run on hardware with native bfloat16 arithmetic
-    (a CUDA GPU that supports it; a CPU with AVX512-BF16 or AMX, where it trains draem about 2.5x
-    faster), else "32"; any other value is returned unchanged."""
+    """"auto" -> "bf16-mixed" where training will run on hardware that computes bfloat16 fast (a CUDA
+    GPU that supports it; a CPU with AMX), else "32"; any other value is returned unchanged. A CPU
+    with AVX512-BF16 but no AMX trains draem no faster in bf16 than in float32
+    (experiments/bench_precision.py), so it gets float32's numerics."""
     if precision != "auto":
         return precision
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         native = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     else:
-        native = accelerator in ("cpu", "auto") and (torch.cpu._is_avx512_bf16_supported()
-                                                     or torch.cpu._is_amx_tile_supported())
+        native = accelerator in ("cpu", "auto") and torch.cpu._is_amx_tile_supported()
     return "bf16-mixed" if native else "32"
 
 

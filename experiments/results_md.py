@@ -20,7 +20,7 @@ def _git(*args: str) -> str:
 # The code a benchmark ran is the code at its start (commits made while it runs do not count);
 # RESULTS.md itself, which every benchmark writes, does not make the tree "uncommitted".
 COMMIT = _git("rev-parse", "--short", "HEAD") + (" (+ uncommitted changes)" if _git(
-    "status", "--porcelain", "--untracked-files=no", "--", ".", f":(exclude){RESULTS.name}") else "")
+    "status", "--porcelain", "--untracked-files=no", "--", ":(top)", f":(top,exclude)experiments/{RESULTS.name}") else "")
 STARTED = datetime.date.today().isoformat()
 
 

@@ -37,8 +37,8 @@ def train(
     batch_size: Annotated[Optional[int], Opt()] = None,
     seed: Annotated[Optional[int], Opt()] = None,
     accelerator: Annotated[Optional[str], Opt(help="auto | cpu | gpu")] = None,
-    precision: Annotated[Optional[str], Opt(help="32 | bf16-mixed | auto (bf16-mixed where the CPU or GPU "
-                                                 "computes bfloat16 natively)")] = None,
+    precision: Annotated[Optional[str], Opt(help="32 | bf16-mixed | auto (bf16-mixed on a recent GPU "
+                                                 "or a CPU with AMX)")] = None,
     lr: Annotated[Optional[float], Opt(help="learning rate")] = None,
     width: Annotated[Optional[int], Opt(help="channels of the first stage")] = None,
     depth: Annotated[Optional[int], Opt(help="number of stride-2 stages")] = None,
