@@ -135,3 +135,17 @@ def test_edge_crops_reach_the_image_edges():
         assert tops.min() >= 0 and tops.max() <= 64
         for share in ((tops == 0).float().mean(), (tops == 64).float().mean()):
             assert low <= share <= high, (edge_crops, share)
+
+
+def test_brightness_jitter_gives_each_image_one_gain_within_its_range():
+    grey = torch.full((200, 1, 8, 8), 0.5)
+    generator = torch.Generator().manual_seed(0)
+    assert torch.equal(build_model(tiny())._jitter_brightness(grey, generator), grey)  # default: off
+    gains = build_model(tiny(brightness=0.4))._jitter_brightness(grey, generator) / 0.5
+    per_image = gains.flatten(1)
+    assert (per_image == per_image[:, :1]).all()
+    assert per_image.min() >= 0.6 and per_image.max() <= 1.4
+    assert per_image.min() < 0.65 and per_image.max() > 1.35  # the whole range is drawn
+    assert build_model(tiny(brightness=0.9))._jitter_brightness(torch.ones(4, 1, 8, 8), generator).max() == 1
+    with pytest.raises(ValueError, match=r"brightness must be in \[0, 1\), got 1.5"):
+        build_model(tiny(brightness=1.5))

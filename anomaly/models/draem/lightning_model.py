@@ -8,6 +8,7 @@ Options (`ModelConfig.options`, `anomaly train --option KEY=VALUE`), defaults in
   p_defect    fraction of training images that get a synthetic defect
   p_line      fraction of synthetic defects that are thin crack-like curves (the rest are blobs)
   p_shade     fraction of synthetic defects that are shading changes (coarse darker/brighter regions)
+  brightness  each training crop times a gain drawn from [1 - brightness, 1 + brightness] (0: off)
   sources     defect content: "images" (other normal images), "texture" (procedural) or "both"
   schedule    learning rate: "constant" or "cosine" (annealed to 0 over the training steps)
 The anomaly map is the defect probability (sigmoid of the logits), smoothed like every model's map.
@@ -34,7 +35,7 @@ from anomaly.scoring import image_scores
 from anomaly.synthetic import SOURCES, synthesize
 
 DEFAULTS = {"crop": 128, "edge_crops": True, "seg_width": 16, "seg_depth": 3, "p_defect": 0.5, "p_line": 0.0,
-            "p_shade": 0.0, "sources": "both", "schedule": "cosine"}
+            "p_shade": 0.0, "brightness": 0.0, "sources": "both", "schedule": "cosine"}
 SCHEDULES = ("constant", "cosine")
 VALIDATION_SEED = 20211011  # the fixed synthetic defects of the validation slice
 VALIDATIONS = 10  # per training run, plus the last epoch; validating whole images costs about a third of an epoch
@@ -62,6 +63,8 @@ class DraemModel(ReconstructionModel):
         for key, allowed in (("sources", SOURCES), ("schedule", SCHEDULES)):
             if self.options[key] not in allowed:
                 raise ValueError(f"draem {key} must be one of {allowed}, got {self.options[key]!r}")
+        if not 0 <= self.options["brightness"] < 1:
+            raise ValueError(f"draem brightness must be in [0, 1), got {self.options['brightness']}")
         self.net = Draem(config.channels, config.width, config.depth, self.options["seg_width"],
                          self.options["seg_depth"])
         self.generator: torch.Generator | None = None
@@ -90,9 +93,17 @@ class DraemModel(ReconstructionModel):
         top, left = start(h), start(w)
         return x[..., top:top + size, left:left + size]
 
+    def _jitter_brightness(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        """Each image times its own gain from [1 - brightness, 1 + brightness], clipped to [0, 1]."""
+        spread = self.options["brightness"]
+        if not spread:
+            return x
+        gain = 1 + spread * (2 * torch.rand(len(x), 1, 1, 1, generator=generator, device=generator.device) - 1)
+        return (x * gain.to(x.dtype)).clamp(0, 1)
+
     def losses(self, x: Tensor) -> dict[str, Tensor]:
         generator = self._generator(x.device)
-        clean = self._crop(x, generator)
+        clean = self._jitter_brightness(self._crop(x, generator), generator)
         damaged, mask = synthesize(clean, generator=generator, p_defect=self.options["p_defect"],
                                    p_line=self.options["p_line"], p_shade=self.options["p_shade"],
                                    sources=self.options["sources"])
