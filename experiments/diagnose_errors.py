@@ -32,11 +32,11 @@ def main() -> None:
     args = parser.parse_args()
     detector = Detector.load(args.model)
     test = [s for s in load_samples(args.data) if s.split == "test"]
-    predictions = [p for i in range(0, len(test), 16) for p in detector.predict([s.image for s in test[i:i + 16]])]
+    predictions = detector.predict([s.image for s in test])
     scores = np.array([p.score for p in predictions])
     labels = np.array([s.label for s in test])
-    sizes = np.array([Image.open(s.image).size for s in test], float)  # (W, H), header only
-    squash = np.abs(np.log(sizes[:, 0] / sizes[:, 1]))
+    sizes = np.array([p.anomaly_map.shape for p in predictions], float)  # (H, W): maps are at each image's size
+    squash = np.abs(np.log(sizes[:, 1] / sizes[:, 0]))
     normal = labels == 0
     print(f"image AUROC {image_auroc(labels, scores):.3f} ({len(test)} images)")
     for name, values in (("|log aspect|", squash), ("area", sizes.prod(1))):
