@@ -9,6 +9,9 @@ Options (`ModelConfig.options`, `anomaly train --option KEY=VALUE`), defaults in
   p_line      fraction of synthetic defects that are thin crack-like curves (the rest are blobs)
   p_shade     fraction of synthetic defects that are shading changes (coarse darker/brighter regions)
   brightness  each training crop times a gain drawn from [1 - brightness, 1 + brightness] (0: off)
+  normalize   each image the networks see (scored, or a training or validation crop after its synthetic
+              defect) scaled to this mean grey level, clipped to [0, 1] (0: off), so that a defect on a
+              dark part has the contrast it would have on a bright one
   sources     defect content: "images" (other normal images), "texture" (procedural) or "both"
   schedule    learning rate: "constant" or "cosine" (annealed to 0 over the training steps)
 The anomaly map is the defect probability (sigmoid of the logits), smoothed like every model's map.
@@ -35,7 +38,7 @@ from anomaly.scoring import image_scores
 from anomaly.synthetic import SOURCES, synthesize
 
 DEFAULTS = {"crop": 128, "edge_crops": True, "seg_width": 16, "seg_depth": 3, "p_defect": 0.5, "p_line": 0.0,
-            "p_shade": 0.0, "brightness": 0.0, "sources": "both", "schedule": "cosine"}
+            "p_shade": 0.0, "brightness": 0.0, "normalize": 0.0, "sources": "both", "schedule": "cosine"}
 SCHEDULES = ("constant", "cosine")
 VALIDATION_SEED = 20211011  # the fixed synthetic defects of the validation slice
 VALIDATIONS = 10  # per training run, plus the last epoch; validating whole images costs about a third of an epoch
@@ -63,6 +66,8 @@ class DraemModel(ReconstructionModel):
         for key, allowed in (("sources", SOURCES), ("schedule", SCHEDULES)):
             if self.options[key] not in allowed:
                 raise ValueError(f"draem {key} must be one of {allowed}, got {self.options[key]!r}")
+        if not 0 <= self.options["normalize"] <= 1:
+            raise ValueError(f"draem normalize must be a grey level in [0, 1] (0: off), got {self.options['normalize']}")
         if not 0 <= self.options["brightness"] < 1:
             raise ValueError(f"draem brightness must be in [0, 1), got {self.options['brightness']}")
         self.net = Draem(config.channels, config.width, config.depth, self.options["seg_width"],
@@ -101,12 +106,26 @@ class DraemModel(ReconstructionModel):
         gain = 1 + spread * (2 * torch.rand(len(x), 1, 1, 1, generator=generator, device=generator.device) - 1)
         return (x * gain.to(x.dtype)).clamp(0, 1)
 
+    def _normalize(self, x: Tensor, like: Tensor | None = None) -> Tensor:
+        """With `normalize`, each image times normalize / the mean grey level of `like` (default: itself),
+        clipped to [0, 1]."""
+        level = self.options["normalize"]
+        if not level:
+            return x
+        like = x if like is None else like
+        return (x * (level / like.mean((1, 2, 3), keepdim=True).clamp_min(1e-3))).clamp(0, 1)
+
+    def _damage(self, clean: Tensor, damaged: Tensor) -> tuple[Tensor, Tensor]:
+        """(clean, damaged) as the networks see them: both scaled by the damaged image's gain."""
+        return self._normalize(clean, like=damaged), self._normalize(damaged)
+
     def losses(self, x: Tensor) -> dict[str, Tensor]:
         generator = self._generator(x.device)
         clean = self._jitter_brightness(self._crop(x, generator), generator)
         damaged, mask = synthesize(clean, generator=generator, p_defect=self.options["p_defect"],
                                    p_line=self.options["p_line"], p_shade=self.options["p_shade"],
                                    sources=self.options["sources"])
+        clean, damaged = self._damage(clean, damaged)
         repaired = self.net(damaged)
         return draem_losses(clean, repaired, self.net.defect_logits(damaged, repaired), mask)
 
@@ -114,6 +133,7 @@ class DraemModel(ReconstructionModel):
     def anomaly_map(self, x: Tensor) -> Tensor:
         """(B, C, H, W) -> (B, 1, H, W) smoothed defect probability in [0, 1]; with a residual other
         than "segmentation", the base's map of the repair network alone (e.g. "ssim")."""
+        x = self._normalize(x)
         if self.config.residual != "segmentation":
             return super().anomaly_map(x)
         return self.smooth(torch.sigmoid(self.net.defect_logits(x, self.net(x))))
@@ -132,6 +152,7 @@ class DraemModel(ReconstructionModel):
             return
         clean = batch["image"]
         damaged, mask = self.validation_defects(clean)
+        clean, damaged = self._damage(clean, damaged)
         repaired = self.net(damaged)
         logits = self.net.defect_logits(damaged, repaired)
         losses = draem_losses(clean, repaired, logits, mask)
