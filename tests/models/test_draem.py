@@ -149,3 +149,30 @@ def test_brightness_jitter_gives_each_image_one_gain_within_its_range():
     assert build_model(tiny(brightness=0.9))._jitter_brightness(torch.ones(4, 1, 8, 8), generator).max() == 1
     with pytest.raises(ValueError, match=r"brightness must be in \[0, 1\), got 1.5"):
         build_model(tiny(brightness=1.5))
+
+
+def test_normalize_scales_each_image_to_one_grey_level_before_the_networks():
+    torch.manual_seed(0)
+    dim = 0.05 + 0.3 * torch.rand(2, 1, 32, 48)  # means about 0.2, no pixel above 0.35
+    model = build_model(tiny(normalize=0.3)).eval()
+    expected = dim * (0.3 / dim.mean((1, 2, 3), keepdim=True))  # brute force, nothing clipped
+    assert torch.allclose(model._normalize(dim), expected)
+    assert torch.allclose(model._normalize(dim).mean((1, 2, 3)), torch.full((2,), 0.3))
+    # a darker and a brighter exposure of the same scene look the same to the model
+    assert torch.allclose(model.anomaly_map(dim), model.anomaly_map(2 * dim), atol=1e-5)
+    plain = build_model(tiny()).eval()
+    plain.load_state_dict(model.state_dict())
+    assert not torch.allclose(plain.anomaly_map(dim), plain.anomaly_map(2 * dim), atol=1e-3)  # off: it differs
+    assert torch.equal(plain._normalize(dim), dim)
+    assert model._normalize(torch.tensor([0.9, 0.01, 0.01, 0.01]).view(1, 1, 2, 2)).max() == 1  # gain 1.29: clipped
+
+
+def test_normalize_gives_clean_and_damaged_the_damaged_image_gain():
+    model = build_model(tiny(normalize=0.5))
+    clean, damaged = torch.full((1, 1, 8, 8), 0.2), torch.full((1, 1, 8, 8), 0.2)
+    damaged[..., :4, :] = 0.6  # mean 0.4: gain 1.25
+    seen_clean, seen_damaged = model._damage(clean, damaged)
+    assert torch.allclose(seen_clean, torch.full_like(clean, 0.25))
+    assert torch.allclose(seen_damaged, damaged * 1.25)
+    with pytest.raises(ValueError, match=r"normalize must be a grey level in \[0, 1\] \(0: off\), got 2"):
+        build_model(tiny(normalize=2))
