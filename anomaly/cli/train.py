@@ -27,13 +27,13 @@ def parse_options(pairs: list[str]) -> dict:
 def train(
     config: Annotated[Optional[Path], Opt(help="YAML file with any of the keys below (CLI options win)")] = None,
     model: Annotated[Optional[str], Opt(help="ae | ssim-ae | vae | dae | inpaint | twodec | ganomaly | draem "
-                                             "(docs/models.md) [default: draem]")] = None,
+                                             "(docs/models.md) (default: draem)")] = None,
     data: Annotated[Optional[str], Opt(help="manifest CSV, MVTec-style folder or folder of normal images "
-                                            "[default: the bundled MTD sample]")] = None,
-    out: Annotated[Optional[str], Opt(help="bundle folder to write [default: runs/latest]")] = None,
+                                            "(default: the bundled MTD sample)")] = None,
+    out: Annotated[Optional[str], Opt(help="bundle folder to write (default: runs/latest)")] = None,
     image_size: Annotated[Optional[str], Opt(help="model input size: 256 or HxW such as 256x640")] = None,
     channels: Annotated[Optional[int], Opt(help="1 or 3; 0 guesses from the data")] = None,
-    epochs: Annotated[Optional[int], Opt(help="0: the model's default (docs/models.md) [default: 0]")] = None,
+    epochs: Annotated[Optional[int], Opt(help="0: the model's default (docs/models.md) (default: 0)")] = None,
     batch_size: Annotated[Optional[int], Opt()] = None,
     seed: Annotated[Optional[int], Opt()] = None,
     accelerator: Annotated[Optional[str], Opt(help="auto | cpu | gpu")] = None,
@@ -45,9 +45,10 @@ def train(
     latent_dim: Annotated[Optional[int], Opt()] = None,
     beta: Annotated[Optional[float], Opt(help="KL weight (vae)")] = None,
     residual: Annotated[Optional[str], Opt(help="anomaly map: l2 | ssim | ssim+l2 (inpaint also msgms; draem "
-                                                "segmentation, or another for its repair net alone) [default: the model's, docs/models.md]")] = None,
-    smoothing_sigma: Annotated[Optional[float], Opt(help="Gaussian smoothing of the map in model pixels, 0 = off")] = None,
-    score_reduction: Annotated[Optional[str], Opt(help="max | topk")] = None,
+                                                "segmentation, or another for its repair net alone) (default: the model's, docs/models.md)")] = None,
+    smoothing_sigma: Annotated[Optional[float], Opt(help="Gaussian smoothing of the map in model pixels, 0 = off "
+                                                         "(default: the model's, docs/models.md)")] = None,
+    score_reduction: Annotated[Optional[str], Opt(help="max | topk (default: the model's)")] = None,
     topk: Annotated[Optional[float], Opt(help="fraction of pixels averaged by --score-reduction topk")] = None,
     fpr: Annotated[Optional[float], Opt(help="target false-alarm rate on normal images")] = None,
     pixel_fpr: Annotated[Optional[float], Opt(help="target false-positive rate on normal pixels")] = None,

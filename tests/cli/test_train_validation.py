@@ -56,3 +56,18 @@ def test_a_broken_yaml_config_is_a_clear_cli_error(tmp_path):
     result = CliRunner().invoke(app, ["train", "--config", str(config)])
     assert result.exit_code == 2 and "error:" in result.output and "while parsing" in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize("command, shown", [
+    ("train", ["(default: runs/latest)", "(default: the model's, docs/models.md)", "(default: the model's)"]),
+    ("audit", ["(default: audits/<date-time>)", "(default: the calibrated one)"])])
+def test_help_shows_the_defaults(command, shown):
+    """Square brackets in a help text are Rich markup and vanish: the defaults must be in parentheses."""
+    from typer.testing import CliRunner
+
+    from anomaly.cli import app
+
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    for text in shown:
+        assert text in result.output, text

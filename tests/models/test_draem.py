@@ -176,3 +176,16 @@ def test_normalize_gives_clean_and_damaged_the_damaged_image_gain():
     assert torch.allclose(seen_damaged, damaged * 1.25)
     with pytest.raises(ValueError, match=r"normalize must be a grey level in \[0, 1\] \(0: off\), got 2"):
         build_model(tiny(normalize=2))
+
+
+@pytest.mark.parametrize("normalize", [0.0, 0.4])
+def test_synthetic_validation_scores_the_fixed_defects_with_the_deployed_map(normalize):
+    torch.manual_seed(0)
+    model = build_model(tiny(normalize=normalize)).eval()
+    x = sample_batch()
+    model.on_validation_epoch_start()
+    amap, mask, losses = model.synthetic_validation(x)
+    model.on_validation_epoch_start()  # the same defects again
+    damaged, same_mask = model.validation_defects(x)
+    assert torch.equal(mask, same_mask) and mask.sum() > 0 and set(losses) == {"loss", "l2", "ssim", "focal"}
+    assert torch.allclose(amap, model.anomaly_map(damaged), atol=1e-6)  # what validation scores is what is served

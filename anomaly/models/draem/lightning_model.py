@@ -67,7 +67,8 @@ class DraemModel(ReconstructionModel):
             if self.options[key] not in allowed:
                 raise ValueError(f"draem {key} must be one of {allowed}, got {self.options[key]!r}")
         if not 0 <= self.options["normalize"] <= 1:
-            raise ValueError(f"draem normalize must be a grey level in [0, 1] (0: off), got {self.options['normalize']}")
+            raise ValueError(f"draem normalize must be a grey level in [0, 1] (0: off), "
+                             f"got {self.options['normalize']}")
         if not 0 <= self.options["brightness"] < 1:
             raise ValueError(f"draem brightness must be in [0, 1), got {self.options['brightness']}")
         self.net = Draem(config.channels, config.width, config.depth, self.options["seg_width"],
@@ -150,15 +151,20 @@ class DraemModel(ReconstructionModel):
         epoch, last = self.trainer.current_epoch + 1, self.trainer.max_epochs
         if epoch % max(1, last // VALIDATIONS) and epoch != last:
             return
-        clean = batch["image"]
+        amap, mask, losses = self.synthetic_validation(batch["image"])
+        self.log_dict({f"val/{k}": v for k, v in losses.items()}, on_step=False, on_epoch=True,
+                      prog_bar=True, batch_size=len(amap))
+        self.validation_outputs.append((amap.cpu(), mask.cpu()))
+
+    def synthetic_validation(self, clean: Tensor) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """The validation recipe on a batch of held-out normals: (the model's smoothed map, the synthetic
+        masks, the losses). Call `on_validation_epoch_start` first to restart the fixed defects."""
         damaged, mask = self.validation_defects(clean)
         clean, damaged = self._damage(clean, damaged)
         repaired = self.net(damaged)
         logits = self.net.defect_logits(damaged, repaired)
-        losses = draem_losses(clean, repaired, logits, mask)
-        self.log_dict({f"val/{k}": v for k, v in losses.items()}, on_step=False, on_epoch=True,
-                      prog_bar=True, batch_size=len(clean))
-        self.validation_outputs.append((self.smooth(torch.sigmoid(logits.float())).cpu(), mask.cpu()))  # float: bf16 training
+        amap = self.smooth(torch.sigmoid(logits.float()))  # float: bf16 training
+        return amap, mask, draem_losses(clean, repaired, logits, mask)
 
     def on_validation_epoch_end(self) -> None:
         if not self.validation_outputs:
