@@ -30,18 +30,18 @@ class ModelConfig:
     beta: float = 1.0  # KL weight (vae only)
     residual: str = ""  # anomaly map: "l2", "ssim", "ssim+l2" (anomaly.scoring) or a model's own; "" = its default
     smoothing_sigma: float | None = None  # Gaussian smoothing of the map in model pixels, 0 = none; None = the model's
-    score_reduction: str = ""  # image score from the smoothed map: "max" or "topk"; "" = the model's
+    score_reduction: str = "max"  # image score from the smoothed map: "max" or "topk"
     topk: float = 0.01  # fraction of pixels averaged when score_reduction == "topk"
     lr: float = 1e-3
     options: dict[str, Any] = field(default_factory=dict)  # model-specific hyperparameters (noise, masks...)
 
     def __post_init__(self) -> None:
-        from anomaly.models import DEFAULT_RESIDUALS, unset_scoring
+        from anomaly.models import DEFAULT_RESIDUALS, default_smoothing
 
         if not self.residual:
             object.__setattr__(self, "residual", DEFAULT_RESIDUALS.get(self.name, "l2"))
-        for key, value in unset_scoring(self.name, self).items():
-            object.__setattr__(self, key, value)
+        if self.smoothing_sigma is None:
+            object.__setattr__(self, "smoothing_sigma", default_smoothing(self.name))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -79,8 +79,8 @@ class TrainConfig:
     latent_dim: int = 128
     beta: float = 1.0
     residual: str = ""  # "" = the model's default
-    smoothing_sigma: float | None = None  # None = the model's default (anomaly.models.default_scoring)
-    score_reduction: str = ""  # "" = the model's default
+    smoothing_sigma: float | None = None  # None = the model's default (anomaly.models.default_smoothing)
+    score_reduction: str = "max"
     topk: float = 0.01
     lr: float = 1e-3
     options: dict[str, Any] = field(default_factory=dict)  # model-specific hyperparameters, see README
@@ -108,7 +108,7 @@ class TrainConfig:
             raise ValueError(f"channels must be 1, 3 or 0 (guess from the data), got {self.channels}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.score_reduction not in ("", "max", "topk"):
+        if self.score_reduction not in ("max", "topk"):
             raise ValueError(f"score-reduction must be 'max' or 'topk', got {self.score_reduction!r}")
         if not 0 < self.topk <= 1:
             raise ValueError(f"topk must be in (0, 1], got {self.topk}")

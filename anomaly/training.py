@@ -18,7 +18,7 @@ from anomaly.calibration import Calibration, calibrate
 from anomaly.config import ModelConfig, TrainConfig
 from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, load_samples
 from anomaly.detector import TorchScorer, preprocess, score_images
-from anomaly.models import build_model, default_epochs, unset_scoring
+from anomaly.models import build_model, default_epochs, default_smoothing
 
 if TYPE_CHECKING:
     from anomaly.evaluation import MetricReport
@@ -113,7 +113,8 @@ def train(config: TrainConfig, *, logger: Any = False, progress: bool = True,
     samples = load_samples(config.data or str(SAMPLE_MANIFEST))
     config = config.replace(epochs=config.epochs or default_epochs(config.model),  # as trained
                             precision=resolve_precision(config.precision, config.accelerator),
-                            **unset_scoring(config.model, config))
+                            smoothing_sigma=default_smoothing(config.model) if config.smoothing_sigma is None
+                            else config.smoothing_sigma)
     if not config.tracking:
         return _fit(config, samples, logger=logger, progress=progress, callbacks=callbacks)
     from anomaly import tracking

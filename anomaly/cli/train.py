@@ -48,7 +48,7 @@ def train(
                                                 "segmentation, or another for its repair net alone) (default: the model's, docs/models.md)")] = None,
     smoothing_sigma: Annotated[Optional[float], Opt(help="Gaussian smoothing of the map in model pixels, 0 = off "
                                                          "(default: the model's, docs/models.md)")] = None,
-    score_reduction: Annotated[Optional[str], Opt(help="max | topk (default: the model's)")] = None,
+    score_reduction: Annotated[Optional[str], Opt(help="max | topk (default: max)")] = None,
     topk: Annotated[Optional[float], Opt(help="fraction of pixels averaged by --score-reduction topk")] = None,
     fpr: Annotated[Optional[float], Opt(help="target false-alarm rate on normal images")] = None,
     pixel_fpr: Annotated[Optional[float], Opt(help="target false-positive rate on normal pixels")] = None,

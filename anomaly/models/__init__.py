@@ -26,24 +26,17 @@ DEFAULT_RESIDUALS = {"ae": "l2", "ssim-ae": "ssim", "vae": "l2", "dae": "ssim", 
 DEFAULT_EPOCHS = {"draem": 60}
 
 
-# Scoring when none is given: draem's chosen on its synthetic validation with the same weights
-# (experiments/RESULTS.md, accuracy-scoring section); Gaussian sigma 4 and the map's maximum for the others.
+# Map smoothing (Gaussian sigma, model pixels) when none is given: draem's chosen on its synthetic
+# validation with the same weights (experiments/RESULTS.md, accuracy-scoring section); 4 for the others.
 DEFAULT_SMOOTHING = {"draem": 1.0}
-DEFAULT_REDUCTIONS = {"draem": "topk"}
 
 
 def default_epochs(name: str) -> int:
     return DEFAULT_EPOCHS.get(name, 30)
 
 
-def default_scoring(name: str) -> dict[str, Any]:
-    """The map smoothing and image-score reduction of model `name` where none is given."""
-    return {"smoothing_sigma": DEFAULT_SMOOTHING.get(name, 4.0), "score_reduction": DEFAULT_REDUCTIONS.get(name, "max")}
-
-
-def unset_scoring(name: str, config: Any) -> dict[str, Any]:
-    """Model `name`'s defaults for the scoring fields that `config` (a ModelConfig or TrainConfig) leaves unset."""
-    return {k: v for k, v in default_scoring(name).items() if getattr(config, k) in (None, "")}
+def default_smoothing(name: str) -> float:
+    return DEFAULT_SMOOTHING.get(name, 4.0)
 
 
 def build_model(config: ModelConfig):

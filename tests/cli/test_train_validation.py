@@ -59,7 +59,7 @@ def test_a_broken_yaml_config_is_a_clear_cli_error(tmp_path):
 
 
 @pytest.mark.parametrize("command, shown", [
-    ("train", ["(default: runs/latest)", "(default: the model's, docs/models.md)", "(default: the model's)"]),
+    ("train", ["(default: runs/latest)", "(default: the model's, docs/models.md)", "(default: max)"]),
     ("audit", ["(default: audits/<date-time>)", "(default: the calibrated one)"])])
 def test_help_shows_the_defaults(command, shown):
     """Square brackets in a help text are Rich markup and vanish: the defaults must be in parentheses."""

@@ -1,6 +1,5 @@
-"""Defaults resolved at training: epochs 0 is the model's default, unset scoring (smoothing, image-score
-reduction) is the model's, precision "auto" picks bfloat16 mixed precision only where the hardware
-computes it fast."""
+"""Defaults resolved at training: epochs 0 is the model's default, so is an unset map smoothing;
+precision "auto" picks bfloat16 mixed precision only where the hardware computes it fast."""
 
 import pytest
 import torch
@@ -30,16 +29,13 @@ def test_epochs_zero_trains_the_models_default(tmp_path, model, epochs, expected
     stop = StopAfterOneEpoch()
     result = train(config, progress=False, callbacks=[stop])
     assert result.config.epochs == stop.max_epochs == expected
-    scoring = (1.0, "topk") if model == "draem" else (4.0, "max")
     for resolved in (result.config, result.model_config):  # as logged and as saved in the bundle
-        assert (resolved.smoothing_sigma, resolved.score_reduction) == scoring
+        assert resolved.smoothing_sigma == (1.0 if model == "draem" else 4.0)
 
 
-def test_unset_scoring_is_the_models_default_and_a_given_one_is_kept():
-    assert (ModelConfig(name="draem").smoothing_sigma, ModelConfig(name="draem").score_reduction) == (1.0, "topk")
-    assert (ModelConfig(name="ae").smoothing_sigma, ModelConfig(name="ae").score_reduction) == (4.0, "max")
-    given = TrainConfig(model="draem", smoothing_sigma=0.0, score_reduction="max").model_config(1)
-    assert (given.smoothing_sigma, given.score_reduction) == (0.0, "max")  # 0 = no smoothing, not "unset"
+def test_unset_smoothing_is_the_models_default_and_a_given_one_is_kept():
+    assert (ModelConfig(name="draem").smoothing_sigma, ModelConfig(name="ae").smoothing_sigma) == (1.0, 4.0)
+    assert TrainConfig(model="draem", smoothing_sigma=0.0).model_config(1).smoothing_sigma == 0.0  # 0: none, set
     assert ModelConfig.from_dict({"name": "draem", "smoothing_sigma": 4.0}).smoothing_sigma == 4.0  # older bundles
 
 
