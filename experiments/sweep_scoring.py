@@ -1,10 +1,12 @@
 """Scoring settings of trained draem bundles (map smoothing, image-score reduction), without retraining.
 
     python experiments/sweep_scoring.py --model /tmp/def/bench-draem --model /tmp/s1/bench-draem-normalize-0 --seed 0 1
+    python experiments/sweep_scoring.py --model /tmp/tex/bench-draem-accuracy-textures \
+        --data runs/data/textures/manifest.csv --section accuracy-textures-scoring
 
 For each bundle, smoothing sigma and reduction: the synthetic validation of training (the same recipe,
 on the same held-out normals, given each run's training seed and the default batch size), which chooses, and
-the test split (reporting only). Rewrites the `accuracy-scoring` section of experiments/RESULTS.md.
+the test split (reporting only). Rewrites its --section of experiments/RESULTS.md (one per dataset).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def main() -> None:
                         help="each bundle's training seed, which drew its validation slice (one: the same for all)")
     parser.add_argument("--sigmas", type=float, nargs="+", default=[1.0, 2.0, 4.0])
     parser.add_argument("--topk", type=float, default=0.01, help="fraction of pixels for the topk reduction")
+    parser.add_argument("--section", default="accuracy-scoring", help="RESULTS.md section (one per dataset)")
     parser.add_argument("--draws", type=int, default=5,
                         help="synthetic-defect draws averaged (the first is training's)")
     args = parser.parse_args()
@@ -77,7 +80,7 @@ def main() -> None:
                 val += [f"{np.mean([d[k] for d in draws]):.3f}" for k in VAL_KEYS]
                 rows.append(markdown_row([f"{path} (seed {seed})", f"{sigma:g}", image_score, *val,
                                           fmt(report.image_auroc), fmt(report.pixel_auroc), fmt(report.aupro)]))
-    write_section("accuracy-scoring", f"Test split of {args.data}; the same weights scored with other smoothing and "
+    write_section(args.section, f"Test split of {args.data}; the same weights scored with other smoothing and "
                   "image-score reductions. Validation (chooses): the synthetic defects of training's validation, "
                   f"and the mean over {args.draws} draws of its recipe (the first being training's); test: reported "
                   "only.\n\n| bundle | smoothing sigma | image score | val image AUROC | val pixel AUROC "
