@@ -108,6 +108,8 @@ class TrainConfig:
             raise ValueError(f"channels must be 1, 3 or 0 (guess from the data), got {self.channels}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.smoothing_sigma is not None and self.smoothing_sigma < 0:
+            raise ValueError(f"smoothing-sigma must be >= 0 (0: no smoothing), got {self.smoothing_sigma}")
         if self.score_reduction not in ("max", "topk"):
             raise ValueError(f"score-reduction must be 'max' or 'topk', got {self.score_reduction!r}")
         if not 0 < self.topk <= 1:

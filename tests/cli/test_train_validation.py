@@ -14,6 +14,7 @@ from tests.conftest import TINY, sample_subset
     ({"pixel_fpr": 0.0}, "pixel-fpr must be in \\(0, 1\\)"),
     ({"val_fraction": 0.0}, "val-fraction must be in \\(0, 1\\)"),
     ({"score_reduction": "mean"}, "score-reduction must be 'max' or 'topk'"),
+    ({"smoothing_sigma": -1.0}, "smoothing-sigma must be >= 0 \\(0: no smoothing\\), got -1.0"),
     ({"channels": 2}, "channels must be 1, 3 or 0"),
     ({"epochs": -1}, "epochs must be >= 1"),
     ({"precision": "16"}, "precision must be one of"),
