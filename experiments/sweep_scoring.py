@@ -36,13 +36,13 @@ VAL_KEYS = ("val/synthetic_image_auroc", "val/synthetic_pixel_auroc")
 
 
 @torch.no_grad()
-def validation(bundle: Bundle, datamodule: AnomalyDataModule, draw: int) -> dict[str, float]:
-    """Synthetic-validation AUROCs; draw 0 is training's own defects, draw i its recipe from another seed."""
-    model = bundle.build_model().eval()
+def validation(model: torch.nn.Module, datamodule: AnomalyDataModule, draw: int) -> dict[str, float]:
+    """Synthetic-validation AUROCs of a draem model; draw 0 is training's own defects, draw i its recipe
+    from another seed."""
     model.on_validation_epoch_start()  # the fixed synthetic defects, from their first batch on
     model.validation_generator.manual_seed(VALIDATION_SEED + draw)
     maps, masks = zip(*(model.synthetic_validation(batch["image"])[:2] for batch in datamodule.val_dataloader()))
-    return synthetic_aurocs(torch.cat(maps), torch.cat(masks), bundle.config.score_reduction, bundle.config.topk)
+    return synthetic_aurocs(torch.cat(maps), torch.cat(masks), model.config.score_reduction, model.config.topk)
 
 
 def main() -> None:
@@ -73,8 +73,9 @@ def main() -> None:
                 config = dataclasses.replace(trained.config, smoothing_sigma=sigma, score_reduction=reduction,
                                              topk=args.topk)
                 bundle = Bundle(config, trained.state_dict, trained.calibration)  # test AUROCs need no threshold
-                draws = [validation(bundle, datamodule, draw) for draw in range(args.draws)]
-                report, _ = evaluate(Detector(bundle), test)
+                detector = Detector(bundle)
+                draws = [validation(detector.model, datamodule, draw) for draw in range(args.draws)]
+                report, _ = evaluate(detector, test)
                 image_score = reduction if reduction == "max" else f"top {args.topk:g}"
                 val = [f"{draws[0][k]:.3f}" for k in VAL_KEYS]
                 val += [f"{np.mean([d[k] for d in draws]):.3f}" for k in VAL_KEYS]

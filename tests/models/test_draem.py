@@ -171,7 +171,7 @@ def test_normalize_gives_clean_and_damaged_the_damaged_image_gain():
     model = build_model(tiny(normalize=0.5))
     clean, damaged = torch.full((1, 1, 8, 8), 0.2), torch.full((1, 1, 8, 8), 0.2)
     damaged[..., :4, :] = 0.6  # mean 0.4: gain 1.25
-    seen_clean, seen_damaged = model._damage(clean, damaged)
+    seen_clean, seen_damaged = model._as_seen(clean, damaged)
     assert torch.allclose(seen_clean, torch.full_like(clean, 0.25))
     assert torch.allclose(seen_damaged, damaged * 1.25)
     with pytest.raises(ValueError, match=r"normalize must be a grey level in \[0, 1\] \(0: off\), got 2"):

@@ -116,7 +116,7 @@ class DraemModel(ReconstructionModel):
         like = x if like is None else like
         return (x * (level / like.mean((1, 2, 3), keepdim=True).clamp_min(1e-3))).clamp(0, 1)
 
-    def _damage(self, clean: Tensor, damaged: Tensor) -> tuple[Tensor, Tensor]:
+    def _as_seen(self, clean: Tensor, damaged: Tensor) -> tuple[Tensor, Tensor]:
         """(clean, damaged) as the networks see them: both scaled by the damaged image's gain."""
         return self._normalize(clean, like=damaged), self._normalize(damaged)
 
@@ -126,7 +126,7 @@ class DraemModel(ReconstructionModel):
         damaged, mask = synthesize(clean, generator=generator, p_defect=self.options["p_defect"],
                                    p_line=self.options["p_line"], p_shade=self.options["p_shade"],
                                    sources=self.options["sources"])
-        clean, damaged = self._damage(clean, damaged)
+        clean, damaged = self._as_seen(clean, damaged)
         repaired = self.net(damaged)
         return draem_losses(clean, repaired, self.net.defect_logits(damaged, repaired), mask)
 
@@ -160,7 +160,7 @@ class DraemModel(ReconstructionModel):
         """The validation recipe on a batch of held-out normals: (the model's smoothed map, the synthetic
         masks, the losses). Call `on_validation_epoch_start` first to restart the fixed defects."""
         damaged, mask = self.validation_defects(clean)
-        clean, damaged = self._damage(clean, damaged)
+        clean, damaged = self._as_seen(clean, damaged)
         repaired = self.net(damaged)
         logits = self.net.defect_logits(damaged, repaired)
         amap = self.smooth(torch.sigmoid(logits.float()))  # float: bf16 training
