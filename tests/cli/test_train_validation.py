@@ -31,6 +31,8 @@ def test_config_rejects_out_of_range_values(overrides, message):
     ({"image_size": (60, 64)}, "not divisible by 2\\*\\*depth"),
     ({"model": "draem", "residual": "segmentation", "image_size": (64, 64), "options": {"crop": 20}},
      "crop 20 must be a multiple of"),
+    ({"model": "draem", "residual": "segmentation", "image_size": (48, 64), "options": {"crop": 32, "seg_depth": 5}},
+     "draem image size 48x64 must be a multiple of 32 on each side"),
 ])
 def test_model_settings_fail_before_any_training(tmp_path, overrides, message):
     config = TrainConfig(out=str(tmp_path / "b"), **{**TINY, "epochs": 50, **overrides})

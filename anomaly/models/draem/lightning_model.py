@@ -63,6 +63,10 @@ class DraemModel(ReconstructionModel):
         if self.options["crop"] % factor:
             raise ValueError(f"draem crop {self.options['crop']} must be a multiple of {factor} "
                              f"(2**max(depth, seg_depth)); e.g. --option crop={max(factor, 128 // factor * factor)}")
+        if any(side % factor for side in config.image_size):
+            raise ValueError(f"draem image size {config.image_size[0]}x{config.image_size[1]} must be a multiple of "
+                             f"{factor} on each side (2**max(depth, seg_depth)): the segmentation U-Net pools "
+                             f"{self.options['seg_depth']} times; choose another --image-size or a smaller seg_depth")
         for key, allowed in (("sources", SOURCES), ("schedule", SCHEDULES)):
             if self.options[key] not in allowed:
                 raise ValueError(f"draem {key} must be one of {allowed}, got {self.options[key]!r}")
