@@ -37,7 +37,7 @@ from anomaly.metrics import image_auroc, pixel_auroc
 from anomaly.scoring import image_scores
 from anomaly.synthetic import SOURCES, synthesize
 
-DEFAULTS = {"crop": 128, "edge_crops": True, "seg_width": 16, "seg_depth": 3, "p_defect": 0.5, "p_line": 0.0,
+DEFAULTS = {"crop": 128, "edge_crops": True, "seg_width": 16, "seg_depth": 4, "p_defect": 0.5, "p_line": 0.0,
             "p_shade": 0.0, "brightness": 0.0, "normalize": 0.0, "sources": "both", "schedule": "cosine"}
 SCHEDULES = ("constant", "cosine")
 VALIDATION_SEED = 20211011  # the fixed synthetic defects of the validation slice
