@@ -1,6 +1,7 @@
 """The model bundle: a folder of data, loadable without unpickling anything.
 
-    config.json        ModelConfig (architecture, preprocessing, scoring) + package version
+    config.json        ModelConfig (architecture, preprocessing, scoring; every model option, defaults
+                       included, so a later change of default does not change the model) + package version
     weights.safetensors the state dict
     calibration.json   Calibration (thresholds, normal-score and heatmap statistics)
 """

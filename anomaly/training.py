@@ -18,7 +18,7 @@ from anomaly.calibration import Calibration, calibrate
 from anomaly.config import ModelConfig, TrainConfig
 from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, load_samples
 from anomaly.detector import TorchScorer, preprocess, score_images
-from anomaly.models import build_model, default_epochs, default_smoothing
+from anomaly.models import build_model, default_epochs, default_smoothing, resolve_options
 
 if TYPE_CHECKING:
     from anomaly.evaluation import MetricReport
@@ -136,7 +136,7 @@ def _fit(config: TrainConfig, samples: list[Sample], *, logger: Any, progress: b
     """Fit, calibrate on the held-out normals, save the bundle (no MLflow here)."""
     train_normals = [s for s in samples if s.split == "train" and s.label == 0]
     channels = config.channels or guess_channels([s.image for s in train_normals])
-    model_config = config.model_config(channels)
+    model_config = resolve_options(config.model_config(channels))
     L.seed_everything(config.seed, workers=True, verbose=False)
     datamodule = AnomalyDataModule(samples, config.image_size, channels, batch_size=config.batch_size,
                                    val_fraction=config.val_fraction, seed=config.seed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from anomaly.config import ModelConfig
@@ -39,14 +40,31 @@ def default_smoothing(name: str) -> float:
     return DEFAULT_SMOOTHING.get(name, 4.0)
 
 
-def build_model(config: ModelConfig):
-    """A fresh (untrained) model for `config`; raises ValueError for an unknown name."""
-    if config.name not in MODEL_CLASSES:
-        raise ValueError(f"unknown model {config.name!r}; expected one of {sorted(MODEL_CLASSES)}")
+# Option defaults that have changed since. Bundles saved before `train()` stored every option
+# (2026-11-30) hold only the options given; a missing one was trained at its default of the time.
+FORMER_OPTION_DEFAULTS = {"draem": {"seg_depth": 3}}
+
+
+def _model_module_and_class(name: str) -> tuple[Any, str]:
+    if name not in MODEL_CLASSES:
+        raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODEL_CLASSES)}")
     import importlib
 
-    module_name, class_name = MODEL_CLASSES[config.name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)(config)
+    module_name, class_name = MODEL_CLASSES[name].split(":")
+    return importlib.import_module(module_name), class_name
+
+
+def build_model(config: ModelConfig):
+    """A fresh (untrained) model for `config`; raises ValueError for an unknown name."""
+    module, class_name = _model_module_and_class(config.name)
+    return getattr(module, class_name)(config)
+
+
+def resolve_options(config: ModelConfig) -> ModelConfig:
+    """`config` with every option its model takes, unset ones at their defaults: what a bundle saves,
+    so that a trained model keeps its settings when a default changes later."""
+    defaults = getattr(_model_module_and_class(config.name)[0], "DEFAULTS", {})
+    return dataclasses.replace(config, options=model_options(config, defaults)) if defaults else config
 
 
 def model_options(config: ModelConfig, defaults: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,14 @@
+import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 
-from anomaly.bundle import CALIBRATION, CONFIG, WEIGHTS, load_bundle
+from anomaly.bundle import CALIBRATION, CONFIG, WEIGHTS, load_bundle, save_bundle
+from anomaly.calibration import calibrate
+from anomaly.config import ModelConfig
+from anomaly.models import build_model
 
 
 def test_bundle_is_plain_data_and_round_trips(trained):
@@ -29,3 +34,21 @@ def test_loading_a_folder_that_is_not_a_bundle_says_what_is_missing(tmp_path):
     (tmp_path / CONFIG).write_text("{}")
     with pytest.raises(FileNotFoundError, match="missing weights.safetensors, calibration.json"):
         load_bundle(tmp_path)
+
+
+def test_a_draem_bundle_that_holds_only_the_options_given_loads_as_it_was_trained(tmp_path):
+    """Bundles saved before options were stored resolved (2026-11-30) lack seg_depth, whose default
+    was 3 then and is 4 now: they must load with 3 and score as before."""
+    torch.manual_seed(0)
+    given = {"crop": 16, "seg_width": 4}
+    config = ModelConfig(name="draem", image_size=(32, 32), width=4, depth=2, options={**given, "seg_depth": 3})
+    model = build_model(config).eval()
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        expected = model.anomaly_map(x)
+    calibration = calibrate(np.linspace(0, 1, 8), np.random.default_rng(0).random((8, 32, 32)))
+    save_bundle(tmp_path, dataclasses.replace(config, options=given), model.state_dict(), calibration)
+    bundle = load_bundle(tmp_path)
+    assert bundle.config.options == {**given, "seg_depth": 3}
+    with torch.no_grad():
+        assert torch.equal(bundle.build_model().anomaly_map(x), expected)

@@ -4,8 +4,10 @@ precision "auto" picks bfloat16 mixed precision only where the hardware computes
 import pytest
 import torch
 
+from anomaly.bundle import load_bundle
 from anomaly.config import ModelConfig, TrainConfig
 from anomaly.models import DEFAULT_EPOCHS
+from anomaly.models.draem.lightning_model import DEFAULTS as DRAEM_DEFAULTS
 from anomaly.training import resolve_precision
 
 
@@ -31,6 +33,9 @@ def test_epochs_zero_trains_the_models_default(tmp_path, model, epochs, expected
     assert result.config.epochs == stop.max_epochs == expected
     for resolved in (result.config, result.model_config):  # as logged and as saved in the bundle
         assert resolved.smoothing_sigma == (1.0 if model == "draem" else 4.0)
+    # every option is saved, so the bundle keeps its settings when a default changes
+    saved = load_bundle(result.bundle_path).config.options
+    assert saved == ({**DRAEM_DEFAULTS, **config.options} if model == "draem" else {})
 
 
 def test_unset_smoothing_is_the_models_default_and_a_given_one_is_kept():
