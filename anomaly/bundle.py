@@ -54,7 +54,10 @@ def load_bundle(path: str | Path) -> Bundle:
         raise FileNotFoundError(
             f"{path} is not a model bundle: missing {', '.join(missing)} "
             f"(a bundle is the --out folder of `anomaly train`)")
-    config = json.loads((path / CONFIG).read_text())
-    config.pop("package_version", None)
-    return Bundle(ModelConfig.from_dict(config), load_file(str(path / WEIGHTS)),
+    from anomaly.models import complete_options
+
+    values = json.loads((path / CONFIG).read_text())
+    values.pop("package_version", None)
+    state_dict = load_file(str(path / WEIGHTS))
+    return Bundle(complete_options(ModelConfig.from_dict(values), state_dict), state_dict,
                   Calibration.from_dict(json.loads((path / CALIBRATION).read_text())))

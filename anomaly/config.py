@@ -48,18 +48,15 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
-        """A config as saved in a bundle or export; an older one that lacks an option whose default has
-        changed gets the value it was trained with (anomaly.models.FORMER_OPTION_DEFAULTS)."""
+        """A config as saved in a bundle or export (an older one may lack options: see
+        anomaly.models.complete_options)."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown model config keys {sorted(unknown)}; expected a subset of {sorted(known)}")
-        from anomaly.models import FORMER_OPTION_DEFAULTS
-
         values = dict(values)
         if "image_size" in values:
             values["image_size"] = tuple(values["image_size"])
-        values["options"] = {**FORMER_OPTION_DEFAULTS.get(values.get("name", cls.name), {}), **values.get("options", {})}
         return cls(**values)
 
 

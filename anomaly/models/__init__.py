@@ -40,11 +40,6 @@ def default_smoothing(name: str) -> float:
     return DEFAULT_SMOOTHING.get(name, 4.0)
 
 
-# Option defaults that have changed since. Bundles saved before `train()` stored every option
-# (2026-11-30) hold only the options given; a missing one was trained at its default of the time.
-FORMER_OPTION_DEFAULTS = {"draem": {"seg_depth": 3}}
-
-
 def _model_module_and_class(name: str) -> tuple[Any, str]:
     if name not in MODEL_CLASSES:
         raise ValueError(f"unknown model {name!r}; expected one of {sorted(MODEL_CLASSES)}")
@@ -65,6 +60,16 @@ def resolve_options(config: ModelConfig) -> ModelConfig:
     so that a trained model keeps its settings when a default changes later."""
     defaults = getattr(_model_module_and_class(config.name)[0], "DEFAULTS", {})
     return dataclasses.replace(config, options=model_options(config, defaults)) if defaults else config
+
+
+def complete_options(config: ModelConfig, state_dict: dict[str, Any]) -> ModelConfig:
+    """`config` with the options its weights determine filled in where it lacks them. Bundles saved before
+    `train()` stored every option (2026-11-30) hold only the options given, and a default may have changed
+    since (draem's seg_depth: 3, then 4): the model module's `options_from_weights(state_dict)` reads them."""
+    from_weights = getattr(_model_module_and_class(config.name)[0], "options_from_weights", None)
+    if from_weights is None:
+        return config
+    return dataclasses.replace(config, options={**from_weights(state_dict), **config.options})
 
 
 def model_options(config: ModelConfig, defaults: dict[str, Any]) -> dict[str, Any]:

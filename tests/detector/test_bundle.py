@@ -36,12 +36,14 @@ def test_loading_a_folder_that_is_not_a_bundle_says_what_is_missing(tmp_path):
         load_bundle(tmp_path)
 
 
-def test_a_draem_bundle_that_holds_only_the_options_given_loads_as_it_was_trained(tmp_path):
+@pytest.mark.parametrize("seg_depth", [3, 4])
+def test_a_draem_bundle_that_holds_only_the_options_given_loads_as_it_was_trained(tmp_path, seg_depth):
     """Bundles saved before options were stored resolved (2026-11-30) lack seg_depth, whose default
-    was 3 then and is 4 now: they must load with 3 and score as before."""
+    was 3 until 33bf4c4 and 4 since: each must load at the depth it was trained with and score as before."""
     torch.manual_seed(0)
     given = {"crop": 16, "seg_width": 4}
-    config = ModelConfig(name="draem", image_size=(32, 32), width=4, depth=2, options={**given, "seg_depth": 3})
+    config = ModelConfig(name="draem", image_size=(32, 32), width=4, depth=2,
+                         options={**given, "seg_depth": seg_depth})
     model = build_model(config).eval()
     x = torch.rand(2, 1, 32, 32)
     with torch.no_grad():
@@ -49,6 +51,6 @@ def test_a_draem_bundle_that_holds_only_the_options_given_loads_as_it_was_traine
     calibration = calibrate(np.linspace(0, 1, 8), np.random.default_rng(0).random((8, 32, 32)))
     save_bundle(tmp_path, dataclasses.replace(config, options=given), model.state_dict(), calibration)
     bundle = load_bundle(tmp_path)
-    assert bundle.config.options == {**given, "seg_depth": 3}
+    assert bundle.config.options == {**given, "seg_depth": seg_depth}
     with torch.no_grad():
         assert torch.equal(bundle.build_model().anomaly_map(x), expected)

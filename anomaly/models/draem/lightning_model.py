@@ -44,6 +44,11 @@ VALIDATION_SEED = 20211011  # the fixed synthetic defects of the validation slic
 VALIDATIONS = 10  # per training run, plus the last epoch; validating whole images costs about a third of an epoch
 
 
+def options_from_weights(state_dict: dict[str, Tensor]) -> dict[str, int]:
+    """seg_depth: the segmentation U-Net's pooling stages (anomaly.models.complete_options)."""
+    return {"seg_depth": len({key.split(".")[3] for key in state_dict if key.startswith("net.segment.downs.")})}
+
+
 def synthetic_aurocs(maps: Tensor, masks: Tensor, reduction: str, topk: float) -> dict[str, float]:
     """Image and pixel AUROC of anomaly maps (N, 1, H, W) against synthetic-defect masks (N, 1, H, W);
     {} unless both clean and defective images are present."""
