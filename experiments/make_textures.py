@@ -43,8 +43,6 @@ def weave(rng: np.random.Generator, warp: np.ndarray | None = None) -> np.ndarra
 
 def defect(rng: np.random.Generator, kind: str) -> tuple[np.ndarray, np.ndarray]:
     """A defective image and its mask (SIZE, SIZE) bool."""
-    mask_img = Image.new("L", (SIZE, SIZE), 0)
-    draw = ImageDraw.Draw(mask_img)
     cx, cy = rng.uniform(40, SIZE - 40, 2)
     if kind == "knot":
         r = rng.uniform(10, 22)
@@ -52,7 +50,16 @@ def defect(rng: np.random.Generator, kind: str) -> tuple[np.ndarray, np.ndarray]
         bump = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * r**2))
         image = weave(rng, warp=rng.choice([-1, 1]) * 8 * bump)
         return image, bump > 0.3
-    image = weave(rng)
+    return paint(weave(rng), rng, kind, (cx, cy))
+
+
+def paint(image: np.ndarray, rng: np.random.Generator, kind: str,
+          centre: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """`image` (H, W) in [0, 1] with a drawn `scratch`, `stain` or `hole` around `centre` (x, y), and its
+    mask (H, W) bool."""
+    mask_img = Image.new("L", image.shape[::-1], 0)
+    draw = ImageDraw.Draw(mask_img)
+    cx, cy = centre
     if kind == "scratch":
         points = [(cx, cy)]
         heading = rng.uniform(0, 2 * np.pi)
@@ -66,12 +73,14 @@ def defect(rng: np.random.Generator, kind: str) -> tuple[np.ndarray, np.ndarray]
         a, b = rng.uniform(8, 30, 2)
         draw.ellipse([cx - a, cy - b, cx + a, cy + b], fill=255)
         shift = rng.choice([-1, 1]) * rng.uniform(0.08, 0.18)
-    else:  # hole
+    elif kind == "hole":
         for _ in range(int(rng.integers(1, 4))):
             r = rng.uniform(2, 6)
             x0, y0 = cx + rng.uniform(-20, 20), cy + rng.uniform(-20, 20)
             draw.ellipse([x0 - r, y0 - r, x0 + r, y0 + r], fill=255)
         shift = -rng.uniform(0.3, 0.45)
+    else:
+        raise ValueError(f"cannot paint a {kind!r}: one of scratch, stain, hole")
     soft = np.asarray(mask_img.filter(ImageFilter.GaussianBlur(0.7)), dtype=np.float64) / 255
     return np.clip(image + shift * soft, 0, 1), soft >= 0.5
 
