@@ -4,9 +4,12 @@
     python experiments/sweep_scoring.py --model /tmp/tex/bench-draem-accuracy-textures \
         --data runs/data/textures/manifest.csv --section accuracy-textures-scoring
 
-For each bundle, smoothing sigma and reduction: the synthetic validation of training (the same recipe,
-on the same held-out normals, given each run's training seed and the default batch size), which chooses, and
-the test split (reporting only). Rewrites its --section of experiments/RESULTS.md (one per dataset).
+For each bundle, smoothing sigma and reduction: validation on the held-out normals of training (given each
+run's training seed and the default batch size) with the defects of two recipes of
+experiments/validation_study.py, each the mean over --draws draws: `recipe` (training's own validation;
+its first draw is training's) and `drawn` (an independent generator, the one that ranks bundles like MTD's
+test split); which chooses; and the test split (reporting only). Rewrites its --section of
+experiments/RESULTS.md (one per dataset).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from benchmark import fmt, markdown_row  # noqa: E402
@@ -29,20 +31,9 @@ from anomaly.data import load_samples
 from anomaly.data.datamodule import AnomalyDataModule
 from anomaly.detector import Detector
 from anomaly.evaluation import evaluate
-from anomaly.models.draem.lightning_model import VALIDATION_SEED, synthetic_aurocs
+from validation_study import RECIPES, recipe_aurocs  # noqa: E402
 
-REDUCTIONS = ("max", "topk")
-VAL_KEYS = ("val/synthetic_image_auroc", "val/synthetic_pixel_auroc")
-
-
-@torch.no_grad()
-def validation(model: torch.nn.Module, datamodule: AnomalyDataModule, draw: int) -> dict[str, float]:
-    """Synthetic-validation AUROCs of a draem model; draw 0 is training's own defects, draw i its recipe
-    from another seed."""
-    model.on_validation_epoch_start()  # the fixed synthetic defects, from their first batch on
-    model.validation_generator.manual_seed(VALIDATION_SEED + draw)
-    maps, masks = zip(*(model.synthetic_validation(batch["image"])[:2] for batch in datamodule.val_dataloader()))
-    return synthetic_aurocs(torch.cat(maps), torch.cat(masks), model.config.score_reduction, model.config.topk)
+VALIDATIONS = ("recipe", "drawn")
 
 
 def main() -> None:
@@ -52,10 +43,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, nargs="+", default=[TrainConfig.seed],
                         help="each bundle's training seed, which drew its validation slice (one: the same for all)")
     parser.add_argument("--sigmas", type=float, nargs="+", default=[1.0, 2.0, 4.0])
+    parser.add_argument("--reductions", nargs="+", choices=("max", "topk"), default=["max", "topk"])
     parser.add_argument("--topk", type=float, default=0.01, help="fraction of pixels for the topk reduction")
     parser.add_argument("--section", default="accuracy-scoring", help="RESULTS.md section (one per dataset)")
     parser.add_argument("--draws", type=int, default=5,
-                        help="synthetic-defect draws averaged (the first is training's)")
+                        help="synthetic-defect draws averaged (recipe: the first is training's)")
     args = parser.parse_args()
     samples = load_samples(args.data)
     test = [s for s in samples if s.split == "test"]
@@ -69,23 +61,22 @@ def main() -> None:
                                        batch_size=defaults.batch_size, val_fraction=defaults.val_fraction,
                                        seed=seed)
         for sigma in args.sigmas:
-            for reduction in REDUCTIONS:
+            for reduction in args.reductions:
                 config = dataclasses.replace(trained.config, smoothing_sigma=sigma, score_reduction=reduction,
                                              topk=args.topk)
                 bundle = Bundle(config, trained.state_dict, trained.calibration)  # test AUROCs need no threshold
                 detector = Detector(bundle)
-                draws = [validation(detector.model, datamodule, draw) for draw in range(args.draws)]
+                val = [f"{value:.3f}" for name in VALIDATIONS for value in np.mean(
+                    [recipe_aurocs(detector, datamodule, RECIPES[name], draw) for draw in range(args.draws)], axis=0)]
                 report, _ = evaluate(detector, test)
                 image_score = reduction if reduction == "max" else f"top {args.topk:g}"
-                val = [f"{draws[0][k]:.3f}" for k in VAL_KEYS]
-                val += [f"{np.mean([d[k] for d in draws]):.3f}" for k in VAL_KEYS]
                 rows.append(markdown_row([f"{path} (seed {seed})", f"{sigma:g}", image_score, *val,
                                           fmt(report.image_auroc), fmt(report.pixel_auroc), fmt(report.aupro)]))
     write_section(args.section, f"Test split of {args.data}; the same weights scored with other smoothing and "
-                  "image-score reductions. Validation (chooses): the synthetic defects of training's validation, "
-                  f"and the mean over {args.draws} draws of its recipe (the first being training's); test: reported "
-                  "only.\n\n| bundle | smoothing sigma | image score | val image AUROC | val pixel AUROC "
-                  f"| val image AUROC, {args.draws} draws | val pixel AUROC, {args.draws} draws "
+                  f"image-score reductions. Validation (chooses): the mean over {args.draws} draws of training's "
+                  "validation recipe and of the independent drawn defects (experiments/validation_study.py) on the "
+                  "held-out training normals; test: reported only.\n\n| bundle | smoothing sigma | image score "
+                  "| val recipe image AUROC | val recipe pixel AUROC | val drawn image AUROC | val drawn pixel AUROC "
                   "| image AUROC | pixel AUROC | AUPRO@0.3 |\n|" + "---|" * 10 + "\n" + "\n".join(rows))
 
 
