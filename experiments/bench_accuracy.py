@@ -20,12 +20,10 @@ import re
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))
 from benchmark import HEADER, fmt, markdown_row, measure_cells  # noqa: E402
 from results_md import COMMIT, RESULTS, STARTED, write_section  # noqa: E402
-from validation_study import RECIPES, recipe_aurocs  # noqa: E402
+from validation_study import RECIPES, mean_aurocs  # noqa: E402
 
 from anomaly.bundle import Bundle
 from anomaly.cli.train import parse_options
@@ -52,7 +50,7 @@ def run(config: TrainConfig, label: str, repair_row: bool) -> list[str]:
     trained = result.config
     datamodule = AnomalyDataModule(result.samples, trained.image_size, result.model_config.channels,
                                    batch_size=trained.batch_size, val_fraction=trained.val_fraction, seed=trained.seed)
-    drawn = (np.mean([recipe_aurocs(detector, datamodule, RECIPES["drawn"], draw) for draw in range(DRAWS)], axis=0)
+    drawn = (mean_aurocs(detector, datamodule, RECIPES["drawn"], DRAWS)
              if result.model_config.channels == 1 else [None, None])  # the drawn recipe paints grey images
     validation = {**result.epoch_losses[-1], "drawn image": drawn[0], "drawn pixel": drawn[1]}  # last epoch: validated
 

@@ -19,7 +19,6 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from benchmark import fmt, markdown_row  # noqa: E402
@@ -31,7 +30,7 @@ from anomaly.data import load_samples
 from anomaly.data.datamodule import AnomalyDataModule
 from anomaly.detector import Detector
 from anomaly.evaluation import evaluate
-from validation_study import RECIPES, recipe_aurocs  # noqa: E402
+from validation_study import RECIPES, mean_aurocs  # noqa: E402
 
 VALIDATIONS = ("recipe", "drawn")
 
@@ -66,8 +65,8 @@ def main() -> None:
                                              topk=args.topk)
                 bundle = Bundle(config, trained.state_dict, trained.calibration)  # test AUROCs need no threshold
                 detector = Detector(bundle)
-                val = [f"{value:.3f}" for name in VALIDATIONS for value in np.mean(
-                    [recipe_aurocs(detector, datamodule, RECIPES[name], draw) for draw in range(args.draws)], axis=0)]
+                val = [f"{value:.3f}" for name in VALIDATIONS
+                       for value in mean_aurocs(detector, datamodule, RECIPES[name], args.draws)]
                 report, _ = evaluate(detector, test)
                 image_score = reduction if reduction == "max" else f"top {args.topk:g}"
                 rows.append(markdown_row([f"{path} (seed {seed})", f"{sigma:g}", image_score, *val,

@@ -81,6 +81,11 @@ def recipe_aurocs(detector: Detector, datamodule: AnomalyDataModule, recipe: Rec
     return image_auroc(has_defect, np.concatenate(scores)), pixel_auroc(masks, maps)
 
 
+def mean_aurocs(detector: Detector, datamodule: AnomalyDataModule, recipe: Recipe, draws: int) -> np.ndarray:
+    """(image AUROC, pixel AUROC) of `recipe_aurocs`, averaged over draws 0 .. draws - 1."""
+    return np.mean([recipe_aurocs(detector, datamodule, recipe, draw) for draw in range(draws)], axis=0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True, help="a draem bundle folder (repeatable)")
@@ -104,8 +109,7 @@ def main() -> None:
                                        val_fraction=defaults.val_fraction, seed=seed)
         values = []
         for recipe in RECIPES.values():
-            draws = np.array([recipe_aurocs(detector, datamodule, recipe, draw) for draw in range(args.draws)])
-            values += list(draws.mean(0))
+            values += list(mean_aurocs(detector, datamodule, recipe, args.draws))
         report, _ = evaluate(detector, test)
         values += [report.image_auroc, report.pixel_auroc, report.aupro]
         table.append(values)
