@@ -1,13 +1,14 @@
 """Accuracy over training time: does a validation on synthetic defects track the test split?
 
     python experiments/bench_epochs.py                      # draem at its defaults
-    python experiments/bench_epochs.py --epochs 60 --option p_shade=0.2
+    python experiments/bench_epochs.py --epochs 60 --option p_shade=0
 
 Trains draem once and keeps a snapshot of the weights at every epoch it validates (ten per run and
 the last). Each snapshot is recalibrated on the held-out training normals and scored on
 - "val recipe": the synthetic defects the model validates on while training (its fixed recipe);
 - held-out kinds, painted into the same held-out normals from fixed seeds: thin curves only
-  (`p_line=1`) and shading changes only (`p_shade=1`), kinds the default training never paints;
+  (`p_line=1`, a kind the default training never paints) and shading changes only (`p_shade=1`, a
+  fifth of the default training's defects since 2026-11-30, none before);
 - the test split, for reporting only: nothing here is chosen on it.
 Writes the `accuracy-epochs` section of experiments/RESULTS.md.
 """

@@ -38,7 +38,7 @@ from anomaly.scoring import image_scores
 from anomaly.synthetic import SOURCES, synthesize
 
 DEFAULTS = {"crop": 128, "edge_crops": True, "seg_width": 16, "seg_depth": 4, "p_defect": 0.5, "p_line": 0.0,
-            "p_shade": 0.0, "brightness": 0.0, "normalize": 0.0, "sources": "both", "schedule": "cosine"}
+            "p_shade": 0.2, "brightness": 0.0, "normalize": 0.0, "sources": "both", "schedule": "cosine"}
 SCHEDULES = ("constant", "cosine")
 VALIDATION_SEED = 20211011  # the fixed synthetic defects of the validation slice
 VALIDATIONS = 10  # per training run, plus the last epoch; validating whole images costs about a third of an epoch
