@@ -12,6 +12,10 @@ Recipes (fixed before measuring; none reads the test split):
   faint   the same masks at opacity 0.1-0.35: real defects are subtle, and `recipe` saturates near 1
   drawn   an independent generator: experiments/make_textures.py's anti-aliased scratch, stain and hole
           (equally likely), painted into the normal tile
+  broad   large low-contrast regions, as MTD's uneven (added 2026-11-30 because drawn nears 1 and has
+          none): an ellipse with semi-axes of 0.1-0.3 of the image side, edges blurred by a Gaussian of a
+          third of the shorter semi-axis, brighter or darker by 0.04-0.10 grey levels; it resembles
+          training's shading changes (p_shade), so it cannot judge them
 Rewrites its --section of experiments/RESULTS.md.
 """
 
@@ -25,6 +29,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from scipy import ndimage
 from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -46,23 +51,38 @@ Recipe = Callable[[torch.Tensor, torch.Generator, np.random.Generator], tuple[to
 DRAWN_KINDS = ("scratch", "stain", "hole")
 
 
-def drawn(clean: torch.Tensor, generator: torch.Generator, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Half the images (B, 1, H, W) get one scratch, stain or hole from make_textures' painter."""
-    if clean.shape[1] != 1:
-        raise ValueError(f"the drawn recipe paints grey images, got {clean.shape[1]} channels")
-    damaged, masks = clean.clone(), torch.zeros_like(clean)
-    h, w = clean.shape[-2:]
-    for i in np.flatnonzero(rng.random(len(clean)) < 0.5):
-        centre = (rng.uniform(0.15 * w, 0.85 * w), rng.uniform(0.15 * h, 0.85 * h))
-        image, mask = paint(clean[i, 0].double().numpy(), rng, str(rng.choice(DRAWN_KINDS)), centre)
-        damaged[i, 0], masks[i, 0] = torch.from_numpy(image), torch.from_numpy(mask)
-    return damaged, masks
+def painted(painter: Callable[[np.ndarray, np.random.Generator, tuple[float, float]], tuple[np.ndarray, np.ndarray]]
+            ) -> Recipe:
+    """A recipe that gives half the images (B, 1, H, W) one defect from `painter(image, rng, centre)`
+    -> (damaged image, mask bool), `centre` (x, y) drawn away from the edges."""
+    def recipe(clean: torch.Tensor, generator: torch.Generator, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        if clean.shape[1] != 1:
+            raise ValueError(f"the painted recipes paint grey images, got {clean.shape[1]} channels")
+        damaged, masks = clean.clone(), torch.zeros_like(clean)
+        h, w = clean.shape[-2:]
+        for i in np.flatnonzero(rng.random(len(clean)) < 0.5):
+            centre = (rng.uniform(0.15 * w, 0.85 * w), rng.uniform(0.15 * h, 0.85 * h))
+            image, mask = painter(clean[i, 0].double().numpy(), rng, centre)
+            damaged[i, 0], masks[i, 0] = torch.from_numpy(image), torch.from_numpy(mask)
+        return damaged, masks
+    return recipe
+
+
+def paint_broad(image: np.ndarray, rng: np.random.Generator, centre: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """`image` (H, W) with a large, soft-edged, low-contrast elliptical region, and its mask (H, W) bool."""
+    (h, w), (cx, cy) = image.shape, centre
+    a, b = rng.uniform(0.1, 0.3, 2) * min(h, w)
+    y, x = np.mgrid[0:h, 0:w]
+    soft = ndimage.gaussian_filter((((x - cx) / a) ** 2 + ((y - cy) / b) ** 2 <= 1).astype(np.float64), min(a, b) / 3)
+    shift = rng.choice([-1, 1]) * rng.uniform(0.04, 0.10)
+    return np.clip(image + shift * soft, 0, 1), soft >= 0.5
 
 
 RECIPES: dict[str, Recipe] = {
     "recipe": lambda clean, g, rng: synthesize(clean, generator=g, p_defect=0.5, p_line=1 / 3),
     "faint": lambda clean, g, rng: synthesize(clean, generator=g, p_defect=0.5, p_line=1 / 3, opacity=(0.1, 0.35)),
-    "drawn": drawn,
+    "drawn": painted(lambda image, rng, centre: paint(image, rng, str(rng.choice(DRAWN_KINDS)), centre)),
+    "broad": painted(paint_broad),
 }
 
 
@@ -93,10 +113,12 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/mtd/manifest.csv")
     parser.add_argument("--sigma", type=float, default=1.0, help="map smoothing for every bundle and every column")
     parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--recipe", action="append", choices=list(RECIPES), help="score only these (repeatable; default: all)")
     parser.add_argument("--section", default="accuracy-validation", help="RESULTS.md section")
     args = parser.parse_args()
     if len(args.seed) != len(args.model):
         parser.error(f"give one --seed per --model ({len(args.model)}), not {len(args.seed)}")
+    recipes = args.recipe or list(RECIPES)
     samples = load_samples(args.data)
     test = [s for s in samples if s.split == "test"]
     defaults = TrainConfig()
@@ -108,8 +130,8 @@ def main() -> None:
         datamodule = AnomalyDataModule(samples, config.image_size, config.channels, batch_size=defaults.batch_size,
                                        val_fraction=defaults.val_fraction, seed=seed)
         values = []
-        for recipe in RECIPES.values():
-            values += list(mean_aurocs(detector, datamodule, recipe, args.draws))
+        for name in recipes:
+            values += list(mean_aurocs(detector, datamodule, RECIPES[name], args.draws))
         report, _ = evaluate(detector, test)
         values += [report.image_auroc, report.pixel_auroc, report.aupro]
         table.append(values)
@@ -117,13 +139,13 @@ def main() -> None:
     table = np.array(table)
     test_image, test_pixel = table[:, -3], table[:, -2]
     correlations = []
-    for i, name in enumerate(RECIPES if len(rows) >= 5 else ()):
+    for i, name in enumerate(recipes if len(rows) >= 5 else ()):
         image, pixel = table[:, 2 * i], table[:, 2 * i + 1]
         cells = [spearmanr(image, test_image), spearmanr(pixel, test_pixel), spearmanr(pixel, test_image)]
         correlations.append(markdown_row([name, *(f"{c.statistic:+.2f} (p {c.pvalue:.2f})" for c in cells)]))
-    recipe_columns = "".join(f" | {name} image AUROC | {name} pixel AUROC" for name in RECIPES)
+    recipe_columns = "".join(f" | {name} image AUROC | {name} pixel AUROC" for name in recipes)
     correlation_table = (
-        f"\n\nSpearman rank correlation over the {len(rows)} bundles (p: two-sided, no correction for three recipes)."
+        f"\n\nSpearman rank correlation over the {len(rows)} bundles (p: two-sided, no correction for {len(recipes)} recipes)."
         "\n\n| recipe | val image vs test image AUROC | val pixel vs test pixel AUROC | val pixel vs test image AUROC |"
         "\n|---|---|---|---|\n" + "\n".join(correlations)) if correlations else ""
     write_section(args.section, (
@@ -131,7 +153,7 @@ def main() -> None:
         f"columns: the mean over {args.draws} draws of each recipe (experiments/validation_study.py) on the bundle's own "
         f"held-out training normals; test columns: the test split of {args.data}, reported only.\n\n"
         f"| bundle{recipe_columns} | test image AUROC | test pixel AUROC | test AUPRO@0.3 |\n|"
-        + "---|" * (4 + 2 * len(RECIPES)) + "\n" + "\n".join(rows) + correlation_table))
+        + "---|" * (4 + 2 * len(recipes)) + "\n" + "\n".join(rows) + correlation_table))
 
 
 if __name__ == "__main__":
