@@ -19,7 +19,6 @@ import dataclasses
 import sys
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).parent))
 from benchmark import fmt, markdown_row  # noqa: E402
 from results_md import write_section  # noqa: E402
