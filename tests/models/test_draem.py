@@ -76,18 +76,32 @@ def test_synthetic_aurocs_match_scikit_learn():
     assert synthetic_aurocs(maps[2:], masks[2:], "max", 0.01) == {}  # no clean image: no AUROC
 
 
-def test_fit_logs_synthetic_validation_and_anneals_the_learning_rate():
+def test_validation_epochs_are_evenly_spaced_and_end_at_the_last():
+    from anomaly.models.draem.lightning_model import VALIDATIONS, validation_epochs
+
+    assert validation_epochs(60) == {15, 30, 45, 60} and VALIDATIONS == 4
+    assert validation_epochs(7) == {2, 4, 6, 7}
+    assert validation_epochs(2) == {1, 2}
+
+
+def test_fit_logs_synthetic_validation_and_anneals_the_learning_rate(monkeypatch):
     import lightning as L
 
     from anomaly.data import AnomalyDataModule
+    from anomaly.training import EpochLosses
 
+    monkeypatch.setattr("anomaly.models.draem.lightning_model.VALIDATIONS", 2)  # of 3 epochs: the 2nd and 3rd
     torch.manual_seed(0)
     samples = [s for s in load_samples(str(SAMPLE_MANIFEST)) if s.label == 0][:12]
     data = AnomalyDataModule(samples, (32, 48), 1, batch_size=4, val_fraction=0.5, seed=0)
     model = build_model(tiny(schedule="cosine"))
-    trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0)
+    history = EpochLosses()
+    trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[history])
     trainer.fit(model, data)
+    validated = [{"val/synthetic_pixel_auroc", "val/synthetic_image_auroc", "val/loss"} <= set(epoch)
+                 for epoch in history.history]
+    assert validated == [False, True, True]
     metrics = trainer.callback_metrics
     assert 0 <= metrics["val/synthetic_pixel_auroc"] <= 1 and 0 <= metrics["val/synthetic_image_auroc"] <= 1
     assert trainer.optimizers[0].param_groups[0]["lr"] < 1e-3 * 0.05  # cosine: near 0 after the last step
