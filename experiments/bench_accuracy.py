@@ -23,12 +23,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from benchmark import HEADER, fmt, markdown_row, measure_cells  # noqa: E402
 from results_md import COMMIT, RESULTS, STARTED, write_section  # noqa: E402
-from validation_study import RECIPES, mean_aurocs  # noqa: E402
+from validation_study import RECIPES, held_out_normals, mean_aurocs  # noqa: E402
 
 from anomaly.bundle import Bundle
 from anomaly.cli.train import parse_options
 from anomaly.config import TrainConfig
-from anomaly.data.datamodule import AnomalyDataModule
 from anomaly.detector import Detector
 from anomaly.training import calibrate_model, train
 
@@ -48,8 +47,7 @@ def run(config: TrainConfig, label: str, repair_row: bool) -> list[str]:
     (result.bundle_path / "epoch_losses.json").write_text(json.dumps(result.epoch_losses, indent=1))  # curves
     detector = Detector.load(result.bundle_path)
     trained = result.config
-    datamodule = AnomalyDataModule(result.samples, trained.image_size, result.model_config.channels,
-                                   batch_size=trained.batch_size, val_fraction=trained.val_fraction, seed=trained.seed)
+    datamodule = held_out_normals(result.samples, result.model_config.channels, trained.seed, trained.val_fraction)
     drawn = (mean_aurocs(detector, datamodule, RECIPES["drawn"], DRAWS)
              if result.model_config.channels == 1 else [None, None])  # the drawn recipe paints grey images
     validation = {**result.epoch_losses[-1], "drawn image": drawn[0], "drawn pixel": drawn[1]}  # last epoch: validated

@@ -26,10 +26,9 @@ from results_md import write_section  # noqa: E402
 from anomaly.bundle import Bundle, load_bundle
 from anomaly.config import TrainConfig
 from anomaly.data import load_samples
-from anomaly.data.datamodule import AnomalyDataModule
 from anomaly.detector import Detector
 from anomaly.evaluation import evaluate
-from validation_study import RECIPES, mean_aurocs  # noqa: E402
+from validation_study import RECIPES, held_out_normals, mean_aurocs  # noqa: E402
 
 VALIDATIONS = ("recipe", "drawn")
 
@@ -55,9 +54,7 @@ def main() -> None:
     rows = []
     for path, seed in zip(args.model, args.seed * len(args.model) if len(args.seed) == 1 else args.seed):
         trained = load_bundle(path)
-        datamodule = AnomalyDataModule(samples, trained.config.image_size, trained.config.channels,
-                                       batch_size=defaults.batch_size, val_fraction=defaults.val_fraction,
-                                       seed=seed)
+        datamodule = held_out_normals(samples, trained.config.channels, seed)
         for sigma in args.sigmas:
             for reduction in args.reductions:
                 config = dataclasses.replace(trained.config, smoothing_sigma=sigma, score_reduction=reduction,

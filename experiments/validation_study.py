@@ -4,7 +4,8 @@
         --seed 0 2
 
 Every bundle is scored at one smoothing (--sigma, draem's default) on (a) its own held-out training
-normals (the slice training validated on, given its training seed) with defects from each recipe below,
+normals (the slice training validated on, given its training seed; at the default 256x256 whatever the
+model's input size, so that every bundle faces the same defects) with defects from each recipe below,
 half of the images left clean, the mean over --draws draws, and (b) the test split (reporting). Then,
 over the bundles (five or more), Spearman's rank correlation between each recipe's AUROCs and the test's.
 Recipes (fixed before measuring; none reads the test split):
@@ -39,11 +40,12 @@ from results_md import write_section  # noqa: E402
 
 from anomaly.bundle import Bundle, load_bundle
 from anomaly.config import TrainConfig
-from anomaly.data import load_samples
+from anomaly.data import Sample, load_samples, resize
 from anomaly.data.datamodule import AnomalyDataModule
 from anomaly.detector import Detector
 from anomaly.evaluation import evaluate
 from anomaly.metrics import image_auroc, pixel_auroc
+from anomaly.scoring import resize_map
 from anomaly.models.draem.lightning_model import VALIDATION_SEED
 from anomaly.synthetic import synthesize
 
@@ -86,14 +88,25 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
+def held_out_normals(samples: list[Sample], channels: int, seed: int,
+                     val_fraction: float = TrainConfig.val_fraction) -> AnomalyDataModule:
+    """The held-out training normals of a run trained with `seed` (and `val_fraction`), at the default
+    image size and batch size whatever the model's: the recipes paint defects of the same size in pixels
+    of the same images for every bundle, and take neighbours in a batch as sources."""
+    return AnomalyDataModule(samples, TrainConfig.image_size, channels, batch_size=TrainConfig.batch_size,
+                             val_fraction=val_fraction, seed=seed)
+
+
 @torch.no_grad()
 def recipe_aurocs(detector: Detector, datamodule: AnomalyDataModule, recipe: Recipe, draw: int) -> tuple[float, float]:
-    """(image AUROC, pixel AUROC) of the detector's scores and maps on one draw of `recipe` over the held-out normals."""
+    """(image AUROC, pixel AUROC) of the detector's scores and maps on one draw of `recipe` over the held-out
+    normals; a model of another input size scores them resized, its maps resized back."""
     generator, rng = torch.Generator().manual_seed(VALIDATION_SEED + draw), np.random.default_rng(VALIDATION_SEED + draw)
     scores, maps, masks = [], [], []
     for batch in datamodule.val_dataloader():
         damaged, mask = recipe(batch["image"], generator, rng)
-        batch_scores, batch_maps = detector.score_batch(damaged)
+        batch_scores, batch_maps = detector.score_batch(resize(damaged, detector.config.image_size))
+        batch_maps = resize_map(batch_maps, tuple(damaged.shape[-2:]))
         scores.append(batch_scores.numpy())
         maps += list(batch_maps[:, 0].numpy())
         masks += list(mask[:, 0].numpy() > 0)
@@ -121,14 +134,12 @@ def main() -> None:
     recipes = args.recipe or list(RECIPES)
     samples = load_samples(args.data)
     test = [s for s in samples if s.split == "test"]
-    defaults = TrainConfig()
     rows, table = [], []
     for path, seed in zip(args.model, args.seed):
         trained = load_bundle(path)
         config = dataclasses.replace(trained.config, smoothing_sigma=args.sigma)
         detector = Detector(Bundle(config, trained.state_dict, trained.calibration), device="cpu")
-        datamodule = AnomalyDataModule(samples, config.image_size, config.channels, batch_size=defaults.batch_size,
-                                       val_fraction=defaults.val_fraction, seed=seed)
+        datamodule = held_out_normals(samples, config.channels, seed)
         values = []
         for name in recipes:
             values += list(mean_aurocs(detector, datamodule, RECIPES[name], args.draws))
