@@ -16,11 +16,11 @@ Options (`ModelConfig.options`, `anomaly train --option KEY=VALUE`), defaults in
   schedule    learning rate: "constant" or "cosine" (annealed to 0 over the training steps)
 The anomaly map is the defect probability (sigmoid of the logits), smoothed like every model's map.
 
-Validation (for choosing settings without the test split): at VALIDATIONS evenly spaced epochs,
-the last among them (`validation_epochs`), the held-out normals get synthetic defects from a fixed seed and a fixed recipe (half
-clean, both sources, a third curves), whatever the training options (but not whatever the batch
-size: defects are taken from neighbours in the batch), and the model's own map is scored against
-them: `val/synthetic_pixel_auroc` and `val/synthetic_image_auroc`.
+Validation (for choosing settings without the test split): at VALIDATIONS evenly spaced epochs, the
+last among them (`validation_epochs`), the held-out normals get synthetic defects from a fixed seed and
+a fixed recipe (half clean, both sources, a third curves), whatever the training options (but not
+whatever the batch size: defects are taken from neighbours in the batch), and the model's own map is
+scored against them: `val/synthetic_pixel_auroc` and `val/synthetic_image_auroc`.
 """
 
 from __future__ import annotations
