@@ -22,7 +22,7 @@ class ModelConfig:
     """Architecture, preprocessing and scoring of one model; JSON-serialisable."""
 
     name: str = "draem"
-    image_size: tuple[int, int] = (256, 256)  # (height, width) the network sees
+    image_size: tuple[int, int] | None = None  # (height, width) the network sees; None = the model's
     channels: int = 1
     width: int = 16  # channels of the first stage; doubles per stage, capped at 8 * width
     depth: int = 4  # number of stride-2 stages; image_size must be divisible by 2**depth
@@ -36,8 +36,10 @@ class ModelConfig:
     options: dict[str, Any] = field(default_factory=dict)  # model-specific hyperparameters (noise, masks...)
 
     def __post_init__(self) -> None:
-        from anomaly.models import DEFAULT_RESIDUALS, default_smoothing
+        from anomaly.models import DEFAULT_RESIDUALS, default_image_size, default_smoothing
 
+        if self.image_size is None:
+            object.__setattr__(self, "image_size", default_image_size(self.name))
         if not self.residual:
             object.__setattr__(self, "residual", DEFAULT_RESIDUALS.get(self.name, "l2"))
         if self.smoothing_sigma is None:
@@ -67,7 +69,7 @@ class TrainConfig:
     model: str = "draem"
     data: str = ""  # manifest CSV, MVTec-style folder or plain folder; "" = the bundled sample
     out: str = "runs/latest"
-    image_size: tuple[int, int] = (256, 256)
+    image_size: tuple[int, int] | None = None  # None = the model's default (anomaly.models.default_image_size)
     channels: int = 0  # 0 = guess from the data (1 for grey images, else 3)
     epochs: int = 0  # 0 = the model's default (anomaly.models.DEFAULT_EPOCHS)
     batch_size: int = 16

@@ -18,7 +18,7 @@ from anomaly.calibration import Calibration, calibrate
 from anomaly.config import ModelConfig, TrainConfig
 from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, load_samples
 from anomaly.detector import TorchScorer, preprocess, score_images
-from anomaly.models import build_model, default_epochs, default_smoothing, resolve_options
+from anomaly.models import build_model, default_epochs, default_image_size, default_smoothing, resolve_options
 
 if TYPE_CHECKING:
     from anomaly.evaluation import MetricReport
@@ -112,6 +112,7 @@ def train(config: TrainConfig, *, logger: Any = False, progress: bool = True,
     `callbacks`: extra Lightning callbacks (e.g. a benchmark's snapshots of the weights)."""
     samples = load_samples(config.data or str(SAMPLE_MANIFEST))
     config = config.replace(epochs=config.epochs or default_epochs(config.model),  # as trained
+                            image_size=config.image_size or default_image_size(config.model),
                             precision=resolve_precision(config.precision, config.accelerator),
                             smoothing_sigma=default_smoothing(config.model) if config.smoothing_sigma is None
                             else config.smoothing_sigma)

@@ -29,6 +29,7 @@ from anomaly.bundle import Bundle
 from anomaly.cli.train import parse_options
 from anomaly.config import TrainConfig
 from anomaly.detector import Detector
+from anomaly.models import default_image_size
 from anomaly.training import calibrate_model, train
 
 VAL_COLUMNS = {"val synthetic image AUROC": "val/synthetic_image_auroc",  # column -> logged key
@@ -102,8 +103,10 @@ def main() -> None:
                           *([f"seed {args.seed}"] if args.seed is not None else [])])
         out = f"{stem}-{re.sub(r'[^A-Za-z0-9.]+', '-', change)}" if change else stem
         rows += run(base.replace(options=options, out=out, **fields), name, repair_row=not change)
-    write_section(args.section, f"Test split of {args.data}, {'x'.join(map(str, base.image_size))}, threshold calibrated "
-                  "on held-out training normals at 1% FPR. Validation columns: the model's own map on synthetic "
+    size = "x".join(map(str, default_image_size("draem")))
+    write_section(args.section, f"Test split of {args.data}, draem's default input size ({size} since 2026-11-30, "
+                  "256x256 before; each row carries its commit, and an image_size row names its own), threshold "
+                  "calibrated on held-out training normals at 1% FPR. Validation columns: the model's own map on synthetic "
                   "defects painted into the held-out training normals: training's own (fixed seed and recipe, "
                   "anomaly/models/draem/lightning_model.py) and, from 2026-11-30, the independent drawn defects "
                   f"(experiments/validation_study.py, the mean of {DRAWS} draws); settings are chosen on them, the "

@@ -21,6 +21,7 @@ from anomaly.config import TrainConfig
 from anomaly.data import decode_image
 from anomaly.detector import Detector, preprocess
 from anomaly.evaluation import evaluate
+from anomaly.models import default_image_size
 from anomaly.training import train
 
 
@@ -82,7 +83,7 @@ def main() -> None:
         config = TrainConfig(model=name, data=args.data, out=f"{args.out}/bench-{name}", tracking=False)
         row, n_test = benchmark_row(config.replace(epochs=args.epochs))
         rows.append(row)
-    size = "x".join(map(str, TrainConfig().image_size))
+    size = ", ".join(sorted({"x".join(map(str, default_image_size(name))) for name in args.models.split(",")}))
     write_section(args.section, f"Test split of {args.data} ({n_test} images), {size}, default settings, threshold "
                   f"calibrated on held-out training normals at 1% FPR.\n\n" + HEADER + "\n".join(rows))
 

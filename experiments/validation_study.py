@@ -4,7 +4,7 @@
         --seed 0 2
 
 Every bundle is scored at one smoothing (--sigma, draem's default) on (a) its own held-out training
-normals (the slice training validated on, given its training seed; at the default 256x256 whatever the
+normals (the slice training validated on, given its training seed; at 256x256 whatever the
 model's input size, so that every bundle faces the same defects) with defects from each recipe below,
 half of the images left clean, the mean over --draws draws, and (b) the test split (reporting). Then,
 over the bundles (five or more), Spearman's rank correlation between each recipe's AUROCs and the test's.
@@ -51,6 +51,7 @@ from anomaly.synthetic import synthesize
 
 Recipe = Callable[[torch.Tensor, torch.Generator, np.random.Generator], tuple[torch.Tensor, torch.Tensor]]
 DRAWN_KINDS = ("scratch", "stain", "hole")
+VALIDATION_SIZE = (256, 256)  # the recipes paint here, whatever a model's input size (draem's was 256 until 2026-11-30)
 
 
 def painted(painter: Callable[[np.ndarray, np.random.Generator, tuple[float, float]], tuple[np.ndarray, np.ndarray]]
@@ -90,10 +91,10 @@ RECIPES: dict[str, Recipe] = {
 
 def held_out_normals(samples: list[Sample], channels: int, seed: int,
                      val_fraction: float = TrainConfig.val_fraction) -> AnomalyDataModule:
-    """The held-out training normals of a run trained with `seed` (and `val_fraction`), at the default
-    image size and batch size whatever the model's: the recipes paint defects of the same size in pixels
+    """The held-out training normals of a run trained with `seed` (and `val_fraction`), at VALIDATION_SIZE
+    and the default batch size whatever the model's: the recipes paint defects of the same size in pixels
     of the same images for every bundle, and take neighbours in a batch as sources."""
-    return AnomalyDataModule(samples, TrainConfig.image_size, channels, batch_size=TrainConfig.batch_size,
+    return AnomalyDataModule(samples, VALIDATION_SIZE, channels, batch_size=TrainConfig.batch_size,
                              val_fraction=val_fraction, seed=seed)
 
 

@@ -31,7 +31,8 @@ def train(
     data: Annotated[Optional[str], Opt(help="manifest CSV, MVTec-style folder or folder of normal images "
                                             "(default: the bundled MTD sample)")] = None,
     out: Annotated[Optional[str], Opt(help="bundle folder to write (default: runs/latest)")] = None,
-    image_size: Annotated[Optional[str], Opt(help="model input size: 256 or HxW such as 256x640")] = None,
+    image_size: Annotated[Optional[str], Opt(help="model input size: 256 or HxW such as 256x640 "
+                                                   "(default: the model's, 128 for draem, 256 for the others)")] = None,
     channels: Annotated[Optional[int], Opt(help="1 or 3; 0 guesses from the data")] = None,
     epochs: Annotated[Optional[int], Opt(help="0: the model's default (docs/models.md) (default: 0)")] = None,
     batch_size: Annotated[Optional[int], Opt()] = None,

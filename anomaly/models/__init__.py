@@ -31,6 +31,11 @@ DEFAULT_EPOCHS = {"draem": 60}
 # validation with the same weights (experiments/RESULTS.md, accuracy-scoring section); 4 for the others.
 DEFAULT_SMOOTHING = {"draem": 1.0}
 
+# Input size (height, width) when none is given: draem's chosen on its drawn validation within the same
+# training budget (whole 128x128 images cost a step what 128-crops of 256x256 do; experiments/RESULTS.md,
+# accuracy section); 256x256 for the others.
+DEFAULT_IMAGE_SIZES = {"draem": (128, 128)}
+
 
 def default_epochs(name: str) -> int:
     return DEFAULT_EPOCHS.get(name, 30)
@@ -38,6 +43,10 @@ def default_epochs(name: str) -> int:
 
 def default_smoothing(name: str) -> float:
     return DEFAULT_SMOOTHING.get(name, 4.0)
+
+
+def default_image_size(name: str) -> tuple[int, int]:
+    return DEFAULT_IMAGE_SIZES.get(name, (256, 256))
 
 
 def _model_module_and_class(name: str) -> tuple[Any, str]:

@@ -1,4 +1,4 @@
-"""Defaults resolved at training: epochs 0 is the model's default, so is an unset map smoothing;
+"""Defaults resolved at training: epochs 0 is the model's default, so are an unset input size and map smoothing;
 precision "auto" picks bfloat16 mixed precision only where the hardware computes it fast."""
 
 import pytest
@@ -6,14 +6,14 @@ import torch
 
 from anomaly.bundle import load_bundle
 from anomaly.config import ModelConfig, TrainConfig
-from anomaly.models import DEFAULT_EPOCHS
+from anomaly.models import DEFAULT_EPOCHS, DEFAULT_IMAGE_SIZES
 from anomaly.models.draem.lightning_model import DEFAULTS as DRAEM_DEFAULTS
 from anomaly.training import resolve_precision
 
 
 @pytest.mark.parametrize("model, epochs, expected",
                          [("draem", 0, DEFAULT_EPOCHS["draem"]), ("ae", 0, 30), ("draem", 7, 7)])
-def test_epochs_zero_trains_the_models_default(tmp_path, model, epochs, expected):
+def test_epochs_zero_trains_the_models_default(tmp_path, monkeypatch, model, epochs, expected):
     import lightning as L
 
     from anomaly.training import train
@@ -24,15 +24,16 @@ def test_epochs_zero_trains_the_models_default(tmp_path, model, epochs, expected
         def on_train_epoch_end(self, trainer, pl_module):
             self.max_epochs, trainer.should_stop = trainer.max_epochs, True
 
-    assert TrainConfig().epochs == 0
-    config = TrainConfig(model=model, image_size=(32, 32), width=4, depth=2, epochs=epochs, batch_size=8,
+    assert TrainConfig().epochs == 0 and TrainConfig().image_size is None
+    monkeypatch.setitem(DEFAULT_IMAGE_SIZES, model, (32, 32))  # the default, small for speed
+    config = TrainConfig(model=model, width=4, depth=2, epochs=epochs, batch_size=8,
                          tracking=False, out=str(tmp_path / model),
                          options={"crop": 16, "seg_width": 4} if model == "draem" else {})
     stop = StopAfterOneEpoch()
     result = train(config, progress=False, callbacks=[stop])
     assert result.config.epochs == stop.max_epochs == expected
     for resolved in (result.config, result.model_config):  # as logged and as saved in the bundle
-        assert resolved.smoothing_sigma == (1.0 if model == "draem" else 4.0)
+        assert resolved.smoothing_sigma == (1.0 if model == "draem" else 4.0) and resolved.image_size == (32, 32)
     # every option is saved, so the bundle keeps its settings when a default changes
     saved = load_bundle(result.bundle_path).config.options
     assert saved == ({**DRAEM_DEFAULTS, **config.options} if model == "draem" else {})
@@ -42,6 +43,13 @@ def test_unset_smoothing_is_the_models_default_and_a_given_one_is_kept():
     assert (ModelConfig(name="draem").smoothing_sigma, ModelConfig(name="ae").smoothing_sigma) == (1.0, 4.0)
     assert TrainConfig(model="draem", smoothing_sigma=0.0).model_config(1).smoothing_sigma == 0.0  # 0: none, set
     assert ModelConfig.from_dict({"name": "draem", "smoothing_sigma": 4.0}).smoothing_sigma == 4.0  # older bundles
+
+
+def test_unset_image_size_is_the_models_default_and_a_given_one_is_kept():
+    assert (ModelConfig(name="draem").image_size, ModelConfig(name="ae").image_size) == ((128, 128), (256, 256))
+    assert TrainConfig(model="draem").model_config(1).image_size == (128, 128)
+    assert TrainConfig(model="draem", image_size=(64, 64)).model_config(1).image_size == (64, 64)
+    assert ModelConfig.from_dict({"name": "draem", "image_size": [256, 256]}).image_size == (256, 256)  # older bundles
 
 
 def test_auto_precision_is_bf16_only_where_the_hardware_computes_it_fast():

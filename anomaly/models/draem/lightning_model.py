@@ -41,7 +41,7 @@ DEFAULTS = {"crop": 128, "edge_crops": True, "seg_width": 16, "seg_depth": 4, "p
             "p_shade": 0.2, "brightness": 0.0, "normalize": 0.0, "sources": "both", "schedule": "cosine"}
 SCHEDULES = ("constant", "cosine")
 VALIDATION_SEED = 20211011  # the fixed synthetic defects of the validation slice
-VALIDATIONS = 4  # per training run; each costs about half an epoch on MTD (whole images), 9 s on 2 CPU cores
+VALIDATIONS = 4  # per training run; each scores whole held-out images (on MTD at 256x256: half an epoch)
 
 
 def options_from_weights(state_dict: dict[str, Tensor]) -> dict[str, int]:
