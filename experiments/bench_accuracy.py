@@ -106,8 +106,8 @@ def main() -> None:
     size = "x".join(map(str, default_image_size("draem")))
     write_section(args.section, f"Test split of {args.data}, draem's default input size ({size} since 2026-11-30, "
                   "256x256 before; each row carries its commit, and an image_size row names its own), threshold "
-                  "calibrated on held-out training normals at 1% FPR. Validation columns: the model's own map on synthetic "
-                  "defects painted into the held-out training normals: training's own (fixed seed and recipe, "
+                  "calibrated on held-out training normals at 1% FPR. Validation columns: the model's own map on "
+                  "synthetic defects painted into the held-out training normals: training's own (fixed seed and recipe, "
                   "anomaly/models/draem/lightning_model.py) and, from 2026-11-30, the independent drawn defects "
                   f"(experiments/validation_study.py, the mean of {DRAWS} draws); settings are chosen on them, the "
                   "drawn pixel AUROC first, never on the test columns. A row names the one option it changes from the "

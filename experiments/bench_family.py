@@ -16,11 +16,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from benchmark import HEADER, benchmark_row  # noqa: E402
+from benchmark import HEADER, benchmark_row, default_sizes  # noqa: E402
 from results_md import write_section  # noqa: E402
 
 from anomaly.config import TrainConfig
-from anomaly.models import default_image_size
 
 EPOCHS = {"dae": 30, "inpaint": 8, "twodec": 9, "ganomaly": 14}
 STEP_GFLOP = {  # per training step at batch 16, 256x256 (ssim-ae: 53), for the record
@@ -44,8 +43,7 @@ def main() -> None:
                              epochs=args.epochs or EPOCHS[name])
         row, n_test = benchmark_row(config)
         rows.append(row)
-    size = ", ".join(sorted({"x".join(map(str, default_image_size(name))) for name in args.models.split(",")}))
-    write_section("family", f"Test split of {args.data} ({n_test} images), {size}, default settings and "
+    write_section("family", f"Test split of {args.data} ({n_test} images), {default_sizes(args.models.split(','))}, default settings and "
                   f"options (docs/models.md), threshold calibrated on held-out training normals at 1% FPR. "
                   f"{REFERENCES}\n\n" + HEADER + "\n".join(rows))
 

@@ -56,6 +56,11 @@ def measure_cells(detector: Detector, test: list, epochs: int, train_seconds: fl
             f"{train_seconds / 60:.1f}", f"{throughput:.0f}", f"{report.images_per_second:.0f}", per_defect]
 
 
+def default_sizes(models: list[str]) -> str:
+    """The models' default input sizes for a section heading, e.g. "128x128, 256x256"."""
+    return ", ".join(sorted({"x".join(map(str, default_image_size(name))) for name in models}))
+
+
 def markdown_row(cells: list[str]) -> str:
     row = "| " + " | ".join(cells) + " |"
     print(row, flush=True)
@@ -83,8 +88,7 @@ def main() -> None:
         config = TrainConfig(model=name, data=args.data, out=f"{args.out}/bench-{name}", tracking=False)
         row, n_test = benchmark_row(config.replace(epochs=args.epochs))
         rows.append(row)
-    size = ", ".join(sorted({"x".join(map(str, default_image_size(name))) for name in args.models.split(",")}))
-    write_section(args.section, f"Test split of {args.data} ({n_test} images), {size}, default settings, threshold "
+    write_section(args.section, f"Test split of {args.data} ({n_test} images), {default_sizes(args.models.split(','))}, default settings, threshold "
                   f"calibrated on held-out training normals at 1% FPR.\n\n" + HEADER + "\n".join(rows))
 
 

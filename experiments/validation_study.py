@@ -45,8 +45,8 @@ from anomaly.data.datamodule import AnomalyDataModule
 from anomaly.detector import Detector
 from anomaly.evaluation import evaluate
 from anomaly.metrics import image_auroc, pixel_auroc
-from anomaly.scoring import resize_map
 from anomaly.models.draem.lightning_model import VALIDATION_SEED
+from anomaly.scoring import resize_map
 from anomaly.synthetic import synthesize
 
 Recipe = Callable[[torch.Tensor, torch.Generator, np.random.Generator], tuple[torch.Tensor, torch.Tensor]]
