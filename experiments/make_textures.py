@@ -53,21 +53,28 @@ def defect(rng: np.random.Generator, kind: str) -> tuple[np.ndarray, np.ndarray]
     return paint(weave(rng), rng, kind, (cx, cy))
 
 
+def wander(rng: np.random.Generator, start: tuple[float, float],
+           segments: tuple[int, int]) -> list[tuple[float, float]]:
+    """The points of a polyline from `start` (x, y), turning gently: segments 10-35 px long, as many as
+    `rng.integers(*segments)`."""
+    points, heading = [start], rng.uniform(0, 2 * np.pi)
+    for _ in range(int(rng.integers(*segments))):
+        heading += rng.uniform(-0.5, 0.5)
+        step = rng.uniform(10, 35)
+        points.append((points[-1][0] + step * np.cos(heading), points[-1][1] + step * np.sin(heading)))
+    return points
+
+
 def paint(image: np.ndarray, rng: np.random.Generator, kind: str,
           centre: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """`image` (H, W) in [0, 1] with a drawn `scratch`, `stain` or `hole` around `centre` (x, y), and its
-    mask (H, W) bool."""
+    """`image` (H, W) in [0, 1] with a drawn `scratch`, `stain`, `hole` or `hairline` around `centre` (x, y),
+    and its mask (H, W) bool. (The generated dataset has no hairlines: experiments/validation_study.py paints
+    them.)"""
     mask_img = Image.new("L", image.shape[::-1], 0)
     draw = ImageDraw.Draw(mask_img)
     cx, cy = centre
     if kind == "scratch":
-        points = [(cx, cy)]
-        heading = rng.uniform(0, 2 * np.pi)
-        for _ in range(int(rng.integers(2, 5))):
-            heading += rng.uniform(-0.5, 0.5)
-            step = rng.uniform(10, 35)
-            points.append((points[-1][0] + step * np.cos(heading), points[-1][1] + step * np.sin(heading)))
-        draw.line(points, fill=255, width=int(rng.integers(2, 5)))
+        draw.line(wander(rng, centre, (2, 5)), fill=255, width=int(rng.integers(2, 5)))
         shift = rng.choice([-1, 1]) * rng.uniform(0.2, 0.35)
     elif kind == "stain":
         a, b = rng.uniform(8, 30, 2)
@@ -79,10 +86,14 @@ def paint(image: np.ndarray, rng: np.random.Generator, kind: str,
             x0, y0 = cx + rng.uniform(-20, 20), cy + rng.uniform(-20, 20)
             draw.ellipse([x0 - r, y0 - r, x0 + r, y0 + r], fill=255)
         shift = -rng.uniform(0.3, 0.45)
+    elif kind == "hairline":  # a crack: longer, thinner and fainter than a scratch
+        draw.line(wander(rng, centre, (3, 7)), fill=255, width=int(rng.integers(1, 3)))
+        shift = rng.choice([-1, 1]) * rng.uniform(0.1, 0.3)
     else:
-        raise ValueError(f"cannot paint a {kind!r}: one of scratch, stain, hole")
+        raise ValueError(f"cannot paint a {kind!r}: one of scratch, stain, hole, hairline")
     soft = np.asarray(mask_img.filter(ImageFilter.GaussianBlur(0.7)), dtype=np.float64) / 255
-    return np.clip(image + shift * soft, 0, 1), soft >= 0.5
+    labelled = 0.25 if kind == "hairline" else 0.5  # a 1 px line blurred stays under 0.5 where it steps diagonally
+    return np.clip(image + shift * soft, 0, 1), soft >= labelled
 
 
 def save(path: Path, array: np.ndarray) -> None:

@@ -7,7 +7,8 @@ Every bundle is scored at one smoothing (--sigma, draem's default) on (a) its ow
 normals (the slice training validated on, given its training seed; at 256x256 whatever the
 model's input size, so that every bundle faces the same defects) with defects from each recipe below,
 half of the images left clean, the mean over --draws draws, and (b) the test split (reporting). Then,
-over the bundles (five or more), Spearman's rank correlation between each recipe's AUROCs and the test's.
+over the bundles (five or more), Spearman's rank correlation between each recipe's AUROCs and the test's
+(and each --defect type's image AUROC on the test split, its images and the test normals).
 Recipes (fixed before measuring; none reads the test split):
   recipe  training's validation defects (Perlin blobs and a third curves, opacity 0.3-1, hard edges)
   faint   the same masks at opacity 0.1-0.35: real defects are subtle, and `recipe` saturates near 1
@@ -17,6 +18,9 @@ Recipes (fixed before measuring; none reads the test split):
           none): an ellipse with semi-axes of 0.1-0.3 of the image side, edges blurred by a Gaussian of a
           third of the shorter semi-axis, brighter or darker by 0.04-0.10 grey levels; it resembles
           training's shading changes (p_shade), so it cannot judge them
+  thin    hairline cracks (added 2026-11-30 because drawn nears 1 and did not see crack fall at 128x128):
+          make_textures.py's `hairline`, a polyline of 3-6 segments 10-35 px long, 1-2 px wide at 256x256,
+          brighter or darker by 0.1-0.3 grey levels, labelled where the blurred line is at least a quarter strength
 Rewrites its --section of experiments/RESULTS.md.
 """
 
@@ -86,6 +90,7 @@ RECIPES: dict[str, Recipe] = {
     "faint": lambda clean, g, rng: synthesize(clean, generator=g, p_defect=0.5, p_line=1 / 3, opacity=(0.1, 0.35)),
     "drawn": painted(lambda image, rng, centre: paint(image, rng, str(rng.choice(DRAWN_KINDS)), centre)),
     "broad": painted(paint_broad),
+    "thin": painted(lambda image, rng, centre: paint(image, rng, "hairline", centre)),
 }
 
 
@@ -128,6 +133,8 @@ def main() -> None:
     parser.add_argument("--sigma", type=float, default=1.0, help="map smoothing for every bundle and every column")
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--recipe", action="append", choices=list(RECIPES), help="score only these (repeatable; default: all)")
+    parser.add_argument("--defect", action="append", default=[],
+                        help="also report this defect type's test image AUROC and correlate with it (repeatable)")
     parser.add_argument("--section", default="accuracy-validation", help="RESULTS.md section")
     args = parser.parse_args()
     if len(args.seed) != len(args.model):
@@ -146,26 +153,32 @@ def main() -> None:
             values += list(mean_aurocs(detector, datamodule, RECIPES[name], args.draws))
         report, _ = evaluate(detector, test)
         values += [report.image_auroc, report.pixel_auroc, report.aupro]
+        values += [report.per_defect[defect]["image_auroc"] for defect in args.defect]
         table.append(values)
         rows.append(markdown_row([f"{path} (seed {seed})", *map(fmt, values)]))
     table = np.array(table)
-    test_image, test_pixel = table[:, -3], table[:, -2]
+    test_columns = 2 * len(recipes)
+    test_image, test_pixel = table[:, test_columns], table[:, test_columns + 1]
+    by_defect = dict(zip(args.defect, table[:, test_columns + 3:].T))
     correlations = []
     for i, name in enumerate(recipes if len(rows) >= 5 else ()):
         image, pixel = table[:, 2 * i], table[:, 2 * i + 1]
         cells = [spearmanr(image, test_image), spearmanr(pixel, test_pixel), spearmanr(pixel, test_image)]
+        cells += [spearmanr(val, test) for test in by_defect.values() for val in (image, pixel)]
         correlations.append(markdown_row([name, *(f"{c.statistic:+.2f} (p {c.pvalue:.2f})" for c in cells)]))
     recipe_columns = "".join(f" | {name} image AUROC | {name} pixel AUROC" for name in recipes)
     correlation_table = (
         f"\n\nSpearman rank correlation over the {len(rows)} bundles (p: two-sided, no correction for {len(recipes)} recipes)."
         "\n\n| recipe | val image vs test image AUROC | val pixel vs test pixel AUROC | val pixel vs test image AUROC |"
-        "\n|---|---|---|---|\n" + "\n".join(correlations)) if correlations else ""
+        + "".join(f" val image vs test {d} image AUROC | val pixel vs test {d} image AUROC |" for d in args.defect)
+        + "\n|" + "---|" * (4 + 2 * len(args.defect)) + "\n" + "\n".join(correlations)) if correlations else ""
     write_section(args.section, (
         f"Every bundle scored at smoothing sigma {args.sigma:g} (its other scoring settings as saved). Validation "
         f"columns: the mean over {args.draws} draws of each recipe (experiments/validation_study.py) on the bundle's own "
         f"held-out training normals; test columns: the test split of {args.data}, reported only.\n\n"
-        f"| bundle{recipe_columns} | test image AUROC | test pixel AUROC | test AUPRO@0.3 |\n|"
-        + "---|" * (4 + 2 * len(recipes)) + "\n" + "\n".join(rows) + correlation_table))
+        f"| bundle{recipe_columns} | test image AUROC | test pixel AUROC | test AUPRO@0.3 |"
+        + "".join(f" test {d} image AUROC |" for d in args.defect) + "\n|"
+        + "---|" * (4 + 2 * len(recipes) + len(args.defect)) + "\n" + "\n".join(rows) + correlation_table))
 
 
 if __name__ == "__main__":
