@@ -3,7 +3,8 @@
     python experiments/bench_speed.py                      # every model in anomaly.models.MODEL_CLASSES
     python experiments/bench_speed.py --models ssim-ae --repeats 5
 
-For each model at its default settings (256x256, 1 channel, width 16, depth 4; untrained weights,
+For each model at its default settings (its default input size, 128x128 for draem and 256x256 for the others;
+1 channel, width 16, depth 4; untrained weights,
 seeded: speed does not depend on their values): forward GFLOPs per image of `anomaly_map` (counted by
 torch.utils.flop_counter, convolutions and matmuls, so the dense blur matrices count in full), images/s
 of the scoring step (preprocessed batch -> maps + scores, `Detector.score_batch`) at batch 1 and 16
@@ -141,12 +142,14 @@ def main() -> None:
              f"{peaks[0]:.1f} GFLOP/s before the models, {peaks[1]:.1f} after; {peak:.1f} used below.",
              "Scoring step only (preprocessed batch -> anomaly maps + scores); best of "
              f"{args.repeats}. GFLOP/s = GFLOPs per image x images/s.", "",
-             "| model | GFLOPs / image | backend | img/s batch 1 | img/s batch 16 | GFLOP/s batch 16 | % of peak |",
-             "|---|---|---|---|---|---|---|"]
+             "| model | input | GFLOPs / image | backend | img/s batch 1 | img/s batch 16 | GFLOP/s batch 16 "
+             "| % of peak |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
         for backend in ("torch", "onnxruntime"):
             achieved = r["gflops"] * r["rates"][(backend, 16)]
-            lines.append(f"| {r['name']} | {r['gflops']:.2f} | {backend} | {r['rates'][(backend, 1)]:.1f} | "
+            size = "x".join(map(str, r["config"].image_size))
+            lines.append(f"| {r['name']} | {size} | {r['gflops']:.2f} | {backend} | {r['rates'][(backend, 1)]:.1f} | "
                          f"{r['rates'][(backend, 16)]:.1f} | {achieved:.1f} | {100 * achieved / peak:.0f}% |")
     lines += ["", f"Torch options tried on the default model ({default['name']}):", "",
               "| torch path | img/s batch 1 | img/s batch 16 |", "|---|---|---|"]
