@@ -5,10 +5,11 @@
         --data runs/data/textures/manifest.csv --section accuracy-textures-scoring
 
 For each bundle, smoothing sigma and reduction: validation on the held-out normals of training (given each
-run's training seed and the default batch size) with the defects of two recipes of
-experiments/validation_study.py, each the mean over --draws draws: `recipe` (training's own validation;
-its first draw is training's) and `drawn` (an independent generator, the one that ranks bundles like MTD's
-test split); which chooses; and the test split (reporting only). Rewrites its --section of
+run's training seed and the default batch size) with the defects of --validations recipes of
+experiments/validation_study.py, each the mean over --draws draws: by default `drawn` (an independent
+generator, the one that ranks bundles like MTD's test split) and `thin` (hairline cracks; until 2026-11-30
+`recipe`, training's own validation, whose first draw is training's); which chooses; and the test split
+(reporting only). Rewrites its --section of
 experiments/RESULTS.md (one per dataset).
 """
 
@@ -30,8 +31,6 @@ from anomaly.detector import Detector
 from anomaly.evaluation import evaluate
 from validation_study import RECIPES, held_out_normals, mean_aurocs  # noqa: E402
 
-VALIDATIONS = ("recipe", "drawn")
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -45,6 +44,7 @@ def main() -> None:
     parser.add_argument("--section", default="accuracy-scoring", help="RESULTS.md section (one per dataset)")
     parser.add_argument("--draws", type=int, default=5,
                         help="synthetic-defect draws averaged (recipe: the first is training's)")
+    parser.add_argument("--validations", nargs="+", choices=list(RECIPES), default=["drawn", "thin"])
     args = parser.parse_args()
     samples = load_samples(args.data)
     test = [s for s in samples if s.split == "test"]
@@ -61,18 +61,19 @@ def main() -> None:
                                              topk=args.topk)
                 bundle = Bundle(config, trained.state_dict, trained.calibration)  # test AUROCs need no threshold
                 detector = Detector(bundle)
-                val = [f"{value:.3f}" for name in VALIDATIONS
+                val = [f"{value:.3f}" for name in args.validations
                        for value in mean_aurocs(detector, datamodule, RECIPES[name], args.draws)]
                 report, _ = evaluate(detector, test)
                 image_score = reduction if reduction == "max" else f"top {args.topk:g}"
                 rows.append(markdown_row([f"{path} (seed {seed})", f"{sigma:g}", image_score, *val,
                                           fmt(report.image_auroc), fmt(report.pixel_auroc), fmt(report.aupro)]))
+    columns = "".join(f"| val {name} image AUROC | val {name} pixel AUROC " for name in args.validations)
     write_section(args.section, f"Test split of {args.data}; the same weights scored with other smoothing and "
-                  f"image-score reductions. Validation (chooses): the mean over {args.draws} draws of training's "
-                  "validation recipe and of the independent drawn defects (experiments/validation_study.py) on the "
-                  "held-out training normals; test: reported only.\n\n| bundle | smoothing sigma | image score "
-                  "| val recipe image AUROC | val recipe pixel AUROC | val drawn image AUROC | val drawn pixel AUROC "
-                  "| image AUROC | pixel AUROC | AUPRO@0.3 |\n|" + "---|" * 10 + "\n" + "\n".join(rows))
+                  f"image-score reductions. Validation (chooses): the mean over {args.draws} draws of the "
+                  f"{', '.join(args.validations)} defects (experiments/validation_study.py) on the held-out training "
+                  f"normals; test: reported only.\n\n| bundle | smoothing sigma | image score {columns}"
+                  "| image AUROC | pixel AUROC | AUPRO@0.3 |\n|" + "---|" * (6 + 2 * len(args.validations))
+                  + "\n" + "\n".join(rows))
 
 
 if __name__ == "__main__":

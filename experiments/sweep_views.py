@@ -94,7 +94,6 @@ def main() -> None:
             rows.append(markdown_row([f"{path} (seed {seed})", view, *map(fmt, val), fmt(report.image_auroc),
                                       fmt(report.pixel_auroc), fmt(report.aupro), *map(fmt, per_defect),
                                       f"{report.images_per_second:.0f}"]))
-            print(rows[-1], flush=True)
     columns = "".join(f" val {name} image AUROC | val {name} pixel AUROC |" for name in VALIDATIONS)
     defects = "".join(f" {d} image AUROC |" for d in args.defects)
     write_section(args.section, (

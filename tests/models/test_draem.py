@@ -203,3 +203,17 @@ def test_synthetic_validation_scores_the_fixed_defects_with_the_deployed_map(nor
     damaged, same_mask = model.validation_defects(x)
     assert torch.equal(mask, same_mask) and mask.sum() > 0 and set(losses) == {"loss", "l2", "ssim", "focal"}
     assert torch.allclose(amap, model.anomaly_map(damaged), atol=1e-6)  # what validation scores is what is served
+
+
+def test_opacity_sets_the_lowest_blend_of_training_defects(monkeypatch):
+    from anomaly.models.draem import lightning_model
+
+    drawn = []
+    real = lightning_model.synthesize
+    monkeypatch.setattr(lightning_model, "synthesize", lambda *a, **k: drawn.append(k["opacity"]) or real(*a, **k))
+    build_model(tiny()).losses(torch.rand(2, 1, 32, 48))
+    build_model(tiny(opacity=0.1)).losses(torch.rand(2, 1, 32, 48))
+    assert drawn == [(0.3, 1.0), (0.1, 1.0)]
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match=rf"opacity must be in \(0, 1\], got {bad}"):
+            build_model(tiny(opacity=bad))

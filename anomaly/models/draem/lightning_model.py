@@ -8,6 +8,8 @@ Options (`ModelConfig.options`, `anomaly train --option KEY=VALUE`), defaults in
   p_defect    fraction of training images that get a synthetic defect
   p_line      fraction of synthetic defects that are thin crack-like curves (the rest are blobs)
   p_shade     fraction of synthetic defects that are shading changes (coarse darker/brighter regions)
+  opacity     the lowest opacity a training defect is blended in at (each drawn from [opacity, 1]); lower
+              teaches fainter defects
   brightness  each training crop times a gain drawn from [1 - brightness, 1 + brightness] (0: off)
   normalize   each image the networks see (scored, or a training or validation crop after its synthetic
               defect) scaled to this mean grey level, clipped to [0, 1] (0: off), so that a defect on a
@@ -38,7 +40,8 @@ from anomaly.scoring import image_scores
 from anomaly.synthetic import SOURCES, synthesize
 
 DEFAULTS = {"crop": 128, "edge_crops": True, "seg_width": 16, "seg_depth": 4, "p_defect": 0.5, "p_line": 0.0,
-            "p_shade": 0.2, "brightness": 0.0, "normalize": 0.0, "sources": "both", "schedule": "cosine"}
+            "p_shade": 0.2, "opacity": 0.3, "brightness": 0.0, "normalize": 0.0, "sources": "both",
+            "schedule": "cosine"}
 SCHEDULES = ("constant", "cosine")
 VALIDATION_SEED = 20211011  # the fixed synthetic defects of the validation slice
 VALIDATIONS = 4  # per training run; each scores whole held-out images (on MTD at 256x256: half an epoch)
@@ -84,6 +87,8 @@ class DraemModel(ReconstructionModel):
         if not 0 <= self.options["normalize"] <= 1:
             raise ValueError(f"draem normalize must be a grey level in [0, 1] (0: off), "
                              f"got {self.options['normalize']}")
+        if not 0 < self.options["opacity"] <= 1:
+            raise ValueError(f"draem opacity must be in (0, 1], got {self.options['opacity']}")
         if not 0 <= self.options["brightness"] < 1:
             raise ValueError(f"draem brightness must be in [0, 1), got {self.options['brightness']}")
         self.net = Draem(config.channels, config.width, config.depth, self.options["seg_width"],
@@ -140,7 +145,7 @@ class DraemModel(ReconstructionModel):
         clean = self._jitter_brightness(self._crop(x, generator), generator)
         damaged, mask = synthesize(clean, generator=generator, p_defect=self.options["p_defect"],
                                    p_line=self.options["p_line"], p_shade=self.options["p_shade"],
-                                   sources=self.options["sources"])
+                                   opacity=(self.options["opacity"], 1.0), sources=self.options["sources"])
         clean, damaged = self._as_seen(clean, damaged)
         repaired = self.net(damaged)
         return draem_losses(clean, repaired, self.net.defect_logits(damaged, repaired), mask)
