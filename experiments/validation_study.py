@@ -3,7 +3,7 @@
     python experiments/validation_study.py --model /tmp/def3/bench-draem --model /tmp/s2/bench-draem-seg-depth-3 \
         --seed 0 2
 
-Every bundle is scored at one smoothing (--sigma, draem's default) on (a) its own held-out training
+Every bundle is scored at one smoothing (--sigma; 1, draem's default until 2026-11-30) on (a) its own held-out training
 normals (the slice training validated on, given its training seed; at 256x256 whatever the
 model's input size, so that every bundle faces the same defects) with defects from each recipe below,
 half of the images left clean, the mean over --draws draws, and (b) the test split (reporting). Then,

@@ -27,9 +27,10 @@ DEFAULT_RESIDUALS = {"ae": "l2", "ssim-ae": "ssim", "vae": "l2", "dae": "ssim", 
 DEFAULT_EPOCHS = {"draem": 60}
 
 
-# Map smoothing (Gaussian sigma, model pixels) when none is given: draem's chosen on its synthetic
-# validation with the same weights (experiments/RESULTS.md, accuracy-scoring section); 4 for the others.
-DEFAULT_SMOOTHING = {"draem": 1.0}
+# Map smoothing (Gaussian sigma, model pixels) when none is given: draem's (none) chosen on its drawn and
+# thin validation with the same weights at 128x128 (experiments/RESULTS.md, accuracy-scoring-128 section;
+# sigma 1 before 2026-11-30); 4 for the others.
+DEFAULT_SMOOTHING = {"draem": 0.0}
 
 # Input size (height, width) when none is given: draem's chosen on its drawn validation within the same
 # training budget (whole 128x128 images cost a step what 128-crops of 256x256 do; experiments/RESULTS.md,

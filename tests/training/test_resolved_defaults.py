@@ -33,15 +33,15 @@ def test_epochs_zero_trains_the_models_default(tmp_path, monkeypatch, model, epo
     result = train(config, progress=False, callbacks=[stop])
     assert result.config.epochs == stop.max_epochs == expected
     for resolved in (result.config, result.model_config):  # as logged and as saved in the bundle
-        assert resolved.smoothing_sigma == (1.0 if model == "draem" else 4.0) and resolved.image_size == (32, 32)
+        assert resolved.smoothing_sigma == (0.0 if model == "draem" else 4.0) and resolved.image_size == (32, 32)
     # every option is saved, so the bundle keeps its settings when a default changes
     saved = load_bundle(result.bundle_path).config.options
     assert saved == ({**DRAEM_DEFAULTS, **config.options} if model == "draem" else {})
 
 
 def test_unset_smoothing_is_the_models_default_and_a_given_one_is_kept():
-    assert (ModelConfig(name="draem").smoothing_sigma, ModelConfig(name="ae").smoothing_sigma) == (1.0, 4.0)
-    assert TrainConfig(model="draem", smoothing_sigma=0.0).model_config(1).smoothing_sigma == 0.0  # 0: none, set
+    assert (ModelConfig(name="draem").smoothing_sigma, ModelConfig(name="ae").smoothing_sigma) == (0.0, 4.0)
+    assert TrainConfig(model="ae", smoothing_sigma=0.0).model_config(1).smoothing_sigma == 0.0  # 0: none, set
     assert ModelConfig.from_dict({"name": "draem", "smoothing_sigma": 4.0}).smoothing_sigma == 4.0  # older bundles
 
 
