@@ -91,10 +91,8 @@ def main() -> None:
         f"{summary.anomalous} anomalous at the calibrated threshold (overlays written for those). Stage busy seconds: "
         f"{', '.join(f'{k} {v:.1f}' for k, v in stages.items())} (decode per thread, in parallel with inference). "
         f"report.html for {len(paths)} images: {report_s:.1f} s, written after scoring.\n\n"
-        "Reading: the audit calls the same `predict_arrays` on the same batches, so a ratio above 100% is "
-        "noise (on an oversubscribed machine earlier runs read 150-216%, which is why the last row matters): "
-        "the pipeline keeps inference busy nearly all the time, so decoding, thumbnails, overlays and "
-        "flushed rows cost the audit almost nothing on the critical path."
+        "The audit calls the same `predict_arrays` on the same batches, so a ratio above 100% is noise; its "
+        "decoding threads share the cores with inference, which the CPU-seconds row leaves out."
     )
     print(body)
     if not args.no_write:

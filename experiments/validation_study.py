@@ -3,8 +3,8 @@
     python experiments/validation_study.py --model /tmp/def3/bench-draem --model /tmp/s2/bench-draem-seg-depth-3 \
         --seed 0 2
 
-Every bundle is scored at one smoothing (--sigma; 1, draem's default until 2026-11-30) on (a) its own held-out training
-normals (the slice training validated on, given its training seed; at 256x256 whatever the
+Every bundle is scored at one smoothing (--sigma; 1, draem's default until 2026-11-30) on (a) its own
+held-out training normals (the slice training validated on, given its training seed; at 256x256 whatever the
 model's input size, so that every bundle faces the same defects) with defects from each recipe below,
 half of the images left clean, the mean over --draws draws, and (b) the test split (reporting). Then,
 over the bundles (five or more), Spearman's rank correlation between each recipe's AUROCs and the test's
@@ -20,7 +20,8 @@ Recipes (fixed before measuring; none reads the test split):
           training's shading changes (p_shade), so it cannot judge them
   thin    hairline cracks (added 2026-11-30 because drawn nears 1 and did not see crack fall at 128x128):
           make_textures.py's `hairline`, a polyline of 3-6 segments 10-35 px long, 1-2 px wide at 256x256,
-          brighter or darker by 0.1-0.3 grey levels, labelled where the blurred line is at least a quarter strength
+          brighter or darker by 0.1-0.3 grey levels, labelled where the blurred line is at least a quarter
+          strength
 Rewrites its --section of experiments/RESULTS.md.
 """
 
