@@ -98,10 +98,9 @@ RECIPES: dict[str, Recipe] = {
 def held_out_normals(samples: list[Sample], channels: int, seed: int,
                      val_fraction: float = TrainConfig.val_fraction) -> AnomalyDataModule:
     """The held-out training normals of a run trained with `seed` (and `val_fraction`), at VALIDATION_SIZE
-    and the default batch size whatever the model's: the recipes paint defects of the same size in pixels
-    of the same images for every bundle, and take neighbours in a batch as sources."""
-    return AnomalyDataModule(samples, VALIDATION_SIZE, channels, batch_size=TrainConfig.batch_size,
-                             val_fraction=val_fraction, seed=seed)
+    whatever the model's: the recipes paint defects of the same size in pixels of the same images for every
+    bundle (in the validation batches of every run, whose neighbours are the sources)."""
+    return AnomalyDataModule(samples, VALIDATION_SIZE, channels, val_fraction=val_fraction, seed=seed)
 
 
 @torch.no_grad()

@@ -65,6 +65,15 @@ def test_batches_have_rectangular_shapes_and_seeded_order(samples):
     assert test["label"].tolist() == [0, 0, 1, 1]
 
 
+def test_validation_batches_do_not_depend_on_the_training_batch_size(samples):
+    """draem's validation defects come from neighbours in a batch: the slice is batched alike for any run."""
+    def val_batches(batch_size: int) -> list[list[int]]:
+        dm = AnomalyDataModule(samples, (8, 8), 1, batch_size=batch_size, val_fraction=0.9)
+        return [b["index"].tolist() for b in dm.val_dataloader()]
+
+    assert val_batches(2) == val_batches(7) == [list(range(16)), [16, 17]]  # 18 held out, VALIDATION_BATCH 16
+
+
 def test_sample_manifest_batch():
     dm = AnomalyDataModule(read_manifest(MANIFEST), (32, 48), 1, batch_size=8)
     batch = next(iter(dm.val_dataloader()))

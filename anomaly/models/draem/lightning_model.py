@@ -20,8 +20,9 @@ The anomaly map is the defect probability (sigmoid of the logits), smoothed like
 
 Validation (for choosing settings without the test split): at VALIDATIONS evenly spaced epochs, the
 last among them (`validation_epochs`), the held-out normals get synthetic defects from a fixed seed and
-a fixed recipe (half clean, both sources, a third curves), whatever the training options (but not
-whatever the batch size: defects are taken from neighbours in the batch), and the model's own map is
+a fixed recipe (half clean, both sources, a third curves), whatever the training options and batch size
+(defects take their neighbours in a validation batch as sources, and those batches are of a fixed size,
+anomaly.data.datamodule.VALIDATION_BATCH), and the model's own map is
 scored against them: `val/synthetic_pixel_auroc` and `val/synthetic_image_auroc`.
 """
 
