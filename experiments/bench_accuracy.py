@@ -34,8 +34,10 @@ from anomaly.training import calibrate_model, train
 
 VAL_COLUMNS = {"val synthetic image AUROC": "val/synthetic_image_auroc",  # column -> logged key
                "val synthetic pixel AUROC": "val/synthetic_pixel_auroc",
-               "val drawn image AUROC": "drawn image", "val drawn pixel AUROC": "drawn pixel"}
-DRAWS = 5  # of the drawn recipe, averaged
+               "val drawn image AUROC": "drawn image", "val drawn pixel AUROC": "drawn pixel",
+               "val thin image AUROC": "thin image", "val thin pixel AUROC": "thin pixel"}
+PAINTED = ("drawn", "thin")  # experiments/validation_study.py's recipes in the validation columns
+DRAWS = 5  # of each painted recipe, averaged
 COLUMNS = HEADER.splitlines()[0].strip("| ").split(" | ")[1:]
 TABLE_HEADER = ("| variant | " + " | ".join([*VAL_COLUMNS, *COLUMNS]) + " | commit, date |\n|"
                 + "---|" * (len(COLUMNS) + len(VAL_COLUMNS) + 2) + "\n")
@@ -49,9 +51,9 @@ def run(config: TrainConfig, label: str, repair_row: bool) -> list[str]:
     detector = Detector.load(result.bundle_path)
     trained = result.config
     datamodule = held_out_normals(result.samples, result.model_config.channels, trained.seed, trained.val_fraction)
-    drawn = (mean_aurocs(detector, datamodule, RECIPES["drawn"], DRAWS)
-             if result.model_config.channels == 1 else [None, None])  # the drawn recipe paints grey images
-    validation = {**result.epoch_losses[-1], "drawn image": drawn[0], "drawn pixel": drawn[1]}  # last epoch: validated
+    validation = dict(result.epoch_losses[-1])  # the last epoch validates
+    for name in PAINTED if result.model_config.channels == 1 else ():  # the painted recipes paint grey images
+        validation[f"{name} image"], validation[f"{name} pixel"] = mean_aurocs(detector, datamodule, RECIPES[name], DRAWS)
 
     def row(label: str, detector: Detector, validation: dict[str, float]) -> str:
         val = [fmt(validation.get(key)) for key in VAL_COLUMNS.values()]
@@ -108,9 +110,11 @@ def main() -> None:
                   "256x256 before; each row carries its commit, and an image_size row names its own), threshold "
                   "calibrated on held-out training normals at 1% FPR. Validation columns: the model's own map on "
                   "synthetic defects painted into the held-out training normals: training's own (fixed seed and recipe, "
-                  "anomaly/models/draem/lightning_model.py) and, from 2026-11-30, the independent drawn defects "
-                  f"(experiments/validation_study.py, the mean of {DRAWS} draws); settings are chosen on them, the "
-                  "drawn pixel AUROC first, never on the test columns. A row names the one option it changes from the "
+                  "anomaly/models/draem/lightning_model.py) and, from 2026-11-30, the independent drawn defects and "
+                  f"(later that day) thin hairlines (experiments/validation_study.py, the mean of {DRAWS} draws each; "
+                  "thin cells of earlier rows come from the accuracy-validation-thin, accuracy-thin-ablations and "
+                  "accuracy-scoring-128 sections, where the same weights were scored); settings are chosen on them, the drawn pixel AUROC "
+                  "first, never on the test columns. A row names the one option it changes from the "
                   "defaults (docs/models.md) and carries the commit and date of its own run; the command and commit "
                   "above are the last run's.\n\n"
                   + merge(args.section, rows))

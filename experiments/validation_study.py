@@ -3,7 +3,8 @@
     python experiments/validation_study.py --model /tmp/def3/bench-draem --model /tmp/s2/bench-draem-seg-depth-3 \
         --seed 0 2
 
-Every bundle is scored at one smoothing (--sigma; 1, draem's default until 2026-11-30) on (a) its own
+Every bundle is scored at one smoothing (--sigma: one for all, 1 by default, draem's default until
+2026-11-30; or one per bundle) on (a) its own
 held-out training normals (the slice training validated on, given its training seed; at 256x256 whatever the
 model's input size, so that every bundle faces the same defects) with defects from each recipe below,
 half of the images left clean, the mean over --draws draws, and (b) the test split (reporting). Then,
@@ -130,7 +131,8 @@ def main() -> None:
     parser.add_argument("--model", action="append", required=True, help="a draem bundle folder (repeatable)")
     parser.add_argument("--seed", type=int, nargs="+", required=True, help="each bundle's training seed, in order")
     parser.add_argument("--data", default="../shared/data/mtd/manifest.csv")
-    parser.add_argument("--sigma", type=float, default=1.0, help="map smoothing for every bundle and every column")
+    parser.add_argument("--sigma", type=float, nargs="+", default=[1.0],
+                        help="map smoothing: one for every bundle, or one per bundle in order")
     parser.add_argument("--draws", type=int, default=5)
     parser.add_argument("--recipe", action="append", choices=list(RECIPES), help="score only these (repeatable; default: all)")
     parser.add_argument("--defect", action="append", default=[],
@@ -139,13 +141,16 @@ def main() -> None:
     args = parser.parse_args()
     if len(args.seed) != len(args.model):
         parser.error(f"give one --seed per --model ({len(args.model)}), not {len(args.seed)}")
+    if len(args.sigma) not in (1, len(args.model)):
+        parser.error(f"give one --sigma or one per --model ({len(args.model)}), not {len(args.sigma)}")
+    sigmas = args.sigma * len(args.model) if len(args.sigma) == 1 else args.sigma
     recipes = args.recipe or list(RECIPES)
     samples = load_samples(args.data)
     test = [s for s in samples if s.split == "test"]
     rows, table = [], []
-    for path, seed in zip(args.model, args.seed):
+    for path, seed, sigma in zip(args.model, args.seed, sigmas):
         trained = load_bundle(path)
-        config = dataclasses.replace(trained.config, smoothing_sigma=args.sigma)
+        config = dataclasses.replace(trained.config, smoothing_sigma=sigma)
         detector = Detector(Bundle(config, trained.state_dict, trained.calibration), device="cpu")
         datamodule = held_out_normals(samples, config.channels, seed)
         values = []
@@ -155,7 +160,8 @@ def main() -> None:
         values += [report.image_auroc, report.pixel_auroc, report.aupro]
         values += [report.per_defect[defect]["image_auroc"] for defect in args.defect]
         table.append(values)
-        rows.append(markdown_row([f"{path} (seed {seed})", *map(fmt, values)]))
+        rows.append(markdown_row([f"{path} (seed {seed}{'' if len(args.sigma) == 1 else f', sigma {sigma:g}'})",
+                                  *map(fmt, values)]))
     table = np.array(table)
     test_columns = 2 * len(recipes)
     test_image, test_pixel = table[:, test_columns], table[:, test_columns + 1]
@@ -173,7 +179,9 @@ def main() -> None:
         + "".join(f" val image vs test {d} image AUROC | val pixel vs test {d} image AUROC |" for d in args.defect)
         + "\n|" + "---|" * (4 + 2 * len(args.defect)) + "\n" + "\n".join(correlations)) if correlations else ""
     write_section(args.section, (
-        f"Every bundle scored at smoothing sigma {args.sigma:g} (its other scoring settings as saved). Validation "
+        f"Every bundle scored at smoothing sigma {' / '.join(f'{s:g}' for s in args.sigma)}"
+        f"{' in bundle order' if len(args.sigma) > 1 else ''} (its other scoring "
+        "settings as saved). Validation "
         f"columns: the mean over {args.draws} draws of each recipe (experiments/validation_study.py) on the bundle's own "
         f"held-out training normals; test columns: the test split of {args.data}, reported only.\n\n"
         f"| bundle{recipe_columns} | test image AUROC | test pixel AUROC | test AUPRO@0.3 |"
