@@ -53,7 +53,8 @@ def run(config: TrainConfig, label: str, repair_row: bool) -> list[str]:
     datamodule = held_out_normals(result.samples, result.model_config.channels, trained.seed, trained.val_fraction)
     validation = dict(result.epoch_losses[-1])  # the last epoch validates
     for name in PAINTED if result.model_config.channels == 1 else ():  # the painted recipes paint grey images
-        validation[f"{name} image"], validation[f"{name} pixel"] = mean_aurocs(detector, datamodule, RECIPES[name], DRAWS)
+        validation[f"{name} image"], validation[f"{name} pixel"] = mean_aurocs(detector, datamodule, RECIPES[name],
+                                                                             DRAWS)
 
     def row(label: str, detector: Detector, validation: dict[str, float]) -> str:
         val = [fmt(validation.get(key)) for key in VAL_COLUMNS.values()]
@@ -113,8 +114,8 @@ def main() -> None:
                   "anomaly/models/draem/lightning_model.py) and, from 2026-11-30, the independent drawn defects and "
                   f"(later that day) thin hairlines (experiments/validation_study.py, the mean of {DRAWS} draws each; "
                   "thin cells of earlier rows come from the accuracy-validation-thin, accuracy-thin-ablations and "
-                  "accuracy-scoring-128 sections, where the same weights were scored); settings are chosen on them, the drawn pixel AUROC "
-                  "first, never on the test columns. A row names the one option it changes from the "
+                  "accuracy-scoring-128 sections, where the same weights were scored); settings are chosen on them, "
+                  "the drawn pixel AUROC first, never on the test columns. A row names the one option it changes from the "
                   "defaults (docs/models.md) and carries the commit and date of its own run; the command and commit "
                   "above are the last run's.\n\n"
                   + merge(args.section, rows))

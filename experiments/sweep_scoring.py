@@ -5,11 +5,10 @@
         --data runs/data/textures/manifest.csv --section accuracy-textures-scoring
 
 For each bundle, smoothing sigma and reduction: validation on the held-out normals of training (given each
-run's training seed) with the defects of --validations recipes of
-experiments/validation_study.py, each the mean over --draws draws: by default `drawn` (an independent
-generator, the one that ranks bundles like MTD's test split) and `thin` (hairline cracks; until 2026-11-30
-`recipe`, training's own validation, whose first draw is training's); which chooses; and the test split
-(reporting only). Rewrites its --section of
+run's training seed) with the defects of the --validations recipes of experiments/validation_study.py, each
+the mean over --draws draws: by default `drawn` (an independent generator, the one that ranks bundles like
+MTD's test split) and `thin` (hairline cracks; until 2026-11-30 `recipe`, training's own validation, whose
+first draw is training's), which choose; and the test split (reporting only). Rewrites its --section of
 experiments/RESULTS.md (one per dataset).
 """
 
