@@ -43,7 +43,7 @@ class ModelConfig:
         if not self.residual:
             object.__setattr__(self, "residual", DEFAULT_RESIDUALS.get(self.name, "l2"))
         if self.smoothing_sigma is None:
-            object.__setattr__(self, "smoothing_sigma", default_smoothing(self.name))
+            object.__setattr__(self, "smoothing_sigma", default_smoothing(self.name, self.image_size))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

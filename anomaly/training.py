@@ -111,10 +111,11 @@ def train(config: TrainConfig, *, logger: Any = False, progress: bool = True,
     per-epoch losses, calibration, test metrics and plots, and the bundle as a registered model.
     `callbacks`: extra Lightning callbacks (e.g. a benchmark's snapshots of the weights)."""
     samples = load_samples(config.data or str(SAMPLE_MANIFEST))
+    image_size = config.image_size or default_image_size(config.model)
     config = config.replace(epochs=config.epochs or default_epochs(config.model),  # as trained
-                            image_size=config.image_size or default_image_size(config.model),
+                            image_size=image_size,
                             precision=resolve_precision(config.precision, config.accelerator),
-                            smoothing_sigma=default_smoothing(config.model) if config.smoothing_sigma is None
+                            smoothing_sigma=default_smoothing(config.model, image_size) if config.smoothing_sigma is None
                             else config.smoothing_sigma)
     if not config.tracking:
         return _fit(config, samples, logger=logger, progress=progress, callbacks=callbacks)

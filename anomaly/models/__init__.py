@@ -27,10 +27,11 @@ DEFAULT_RESIDUALS = {"ae": "l2", "ssim-ae": "ssim", "vae": "l2", "dae": "ssim", 
 DEFAULT_EPOCHS = {"draem": 60}
 
 
-# Map smoothing (Gaussian sigma, model pixels) when none is given: draem's (none) chosen on its drawn and
-# thin validation with the same weights at 128x128 (experiments/RESULTS.md, accuracy-scoring-128 section;
-# sigma 1 before 2026-11-30); 4 for the others.
-DEFAULT_SMOOTHING = {"draem": 0.0}
+# Map smoothing (Gaussian sigma, model pixels) when none is given, by the input's shorter side: draem's
+# chosen on its drawn and thin validation with the same weights, none at 128 and 1 at 256 (experiments/
+# RESULTS.md, accuracy-scoring-128 and accuracy-scoring-256 sections; 1 at every size before 2026-11-30);
+# 4 for the others.
+DEFAULT_SMOOTHING = {"draem": {128: 0.0, 256: 1.0}}
 
 # Input size (height, width) when none is given: draem's chosen on its drawn validation within the same
 # training budget (whole 128x128 images cost a step what 128-crops of 256x256 do; experiments/RESULTS.md,
@@ -42,8 +43,11 @@ def default_epochs(name: str) -> int:
     return DEFAULT_EPOCHS.get(name, 30)
 
 
-def default_smoothing(name: str) -> float:
-    return DEFAULT_SMOOTHING.get(name, 4.0)
+def default_smoothing(name: str, image_size: tuple[int, int]) -> float:
+    """The sigma chosen at the measured side nearest the input's shorter side (halfway: the larger side's)."""
+    chosen = DEFAULT_SMOOTHING.get(name, {256: 4.0})
+    side = min(image_size)
+    return chosen[min(chosen, key=lambda measured: (abs(measured - side), -measured))]
 
 
 def default_image_size(name: str) -> tuple[int, int]:

@@ -41,6 +41,11 @@ def test_epochs_zero_trains_the_models_default(tmp_path, monkeypatch, model, epo
 
 def test_unset_smoothing_is_the_models_default_and_a_given_one_is_kept():
     assert (ModelConfig(name="draem").smoothing_sigma, ModelConfig(name="ae").smoothing_sigma) == (0.0, 4.0)
+    # draem's is chosen per input size: none at 128, 1 at 256; another size takes the nearest (halfway: 256's)
+    sigmas = [ModelConfig(name="draem", image_size=size).smoothing_sigma
+              for size in ((128, 128), (256, 256), (96, 160), (192, 192), (512, 384))]
+    assert sigmas == [0.0, 1.0, 0.0, 1.0, 1.0]
+    assert ModelConfig(name="ae", image_size=(128, 128)).smoothing_sigma == 4.0
     assert TrainConfig(model="ae", smoothing_sigma=0.0).model_config(1).smoothing_sigma == 0.0  # 0: none, set
     assert ModelConfig.from_dict({"name": "draem", "smoothing_sigma": 4.0}).smoothing_sigma == 4.0  # older bundles
 
