@@ -18,7 +18,7 @@ from anomaly.calibration import Calibration, calibrate
 from anomaly.config import ModelConfig, TrainConfig
 from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, load_samples
 from anomaly.detector import TorchScorer, preprocess, score_images
-from anomaly.models import build_model, default_epochs, default_image_size, default_smoothing, resolve_options
+from anomaly.models import build_model, default_epochs, resolve_options
 
 if TYPE_CHECKING:
     from anomaly.evaluation import MetricReport
@@ -111,12 +111,10 @@ def train(config: TrainConfig, *, logger: Any = False, progress: bool = True,
     per-epoch losses, calibration, test metrics and plots, and the bundle as a registered model.
     `callbacks`: extra Lightning callbacks (e.g. a benchmark's snapshots of the weights)."""
     samples = load_samples(config.data or str(SAMPLE_MANIFEST))
-    image_size = config.image_size or default_image_size(config.model)
+    model_defaults = config.model_config(channels=1)  # ModelConfig resolves the unset size and smoothing
     config = config.replace(epochs=config.epochs or default_epochs(config.model),  # as trained
-                            image_size=image_size,
-                            precision=resolve_precision(config.precision, config.accelerator),
-                            smoothing_sigma=default_smoothing(config.model, image_size) if config.smoothing_sigma is None
-                            else config.smoothing_sigma)
+                            image_size=model_defaults.image_size, smoothing_sigma=model_defaults.smoothing_sigma,
+                            precision=resolve_precision(config.precision, config.accelerator))
     if not config.tracking:
         return _fit(config, samples, logger=logger, progress=progress, callbacks=callbacks)
     from anomaly import tracking

@@ -43,8 +43,9 @@ def main() -> None:
                              epochs=args.epochs or EPOCHS[name])
         row, n_test = benchmark_row(config)
         rows.append(row)
-    write_section("family", f"Test split of {args.data} ({n_test} images), {default_sizes(args.models.split(','))}, default settings and "
-                  f"options (docs/models.md), threshold calibrated on held-out training normals at 1% FPR. "
+    write_section("family", f"Test split of {args.data} ({n_test} images), "
+                  f"{default_sizes(args.models.split(','))}, default settings and options (docs/models.md), "
+                  "threshold calibrated on held-out training normals at 1% FPR. "
                   f"{REFERENCES}\n\n" + HEADER + "\n".join(rows))
 
 

@@ -88,8 +88,9 @@ def main() -> None:
         config = TrainConfig(model=name, data=args.data, out=f"{args.out}/bench-{name}", tracking=False)
         row, n_test = benchmark_row(config.replace(epochs=args.epochs))
         rows.append(row)
-    write_section(args.section, f"Test split of {args.data} ({n_test} images), {default_sizes(args.models.split(','))}, default settings, threshold "
-                  f"calibrated on held-out training normals at 1% FPR.\n\n" + HEADER + "\n".join(rows))
+    write_section(args.section, f"Test split of {args.data} ({n_test} images), "
+                  f"{default_sizes(args.models.split(','))}, default settings, threshold calibrated on held-out "
+                  "training normals at 1% FPR.\n\n" + HEADER + "\n".join(rows))
 
 
 if __name__ == "__main__":

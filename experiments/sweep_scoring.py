@@ -28,7 +28,7 @@ from anomaly.config import TrainConfig
 from anomaly.data import load_samples
 from anomaly.detector import Detector
 from anomaly.evaluation import evaluate
-from validation_study import RECIPES, held_out_normals, mean_aurocs  # noqa: E402
+from validation_study import RECIPES, held_out_normals, mean_aurocs, one_or_each  # noqa: E402
 
 
 def main() -> None:
@@ -45,13 +45,11 @@ def main() -> None:
                         help="synthetic-defect draws averaged (recipe: the first is training's)")
     parser.add_argument("--validations", nargs="+", choices=list(RECIPES), default=["drawn", "thin"])
     args = parser.parse_args()
+    seeds = one_or_each(parser, "--seed", args.seed, args.model)
     samples = load_samples(args.data)
     test = [s for s in samples if s.split == "test"]
-    defaults = TrainConfig()
-    if len(args.seed) not in (1, len(args.model)):
-        parser.error(f"give one --seed or one per --model ({len(args.model)}), not {len(args.seed)}")
     rows = []
-    for path, seed in zip(args.model, args.seed * len(args.model) if len(args.seed) == 1 else args.seed):
+    for path, seed in zip(args.model, seeds):
         trained = load_bundle(path)
         datamodule = held_out_normals(samples, trained.config.channels, seed)
         for sigma in args.sigmas:

@@ -96,6 +96,13 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
+def one_or_each(parser: argparse.ArgumentParser, option: str, values: list, models: list[str]) -> list:
+    """`values` of a repeatable `option`, one per --model: a single value is every bundle's."""
+    if len(values) not in (1, len(models)):
+        parser.error(f"give one {option} or one per --model ({len(models)}), not {len(values)}")
+    return values * len(models) if len(values) == 1 else values
+
+
 def held_out_normals(samples: list[Sample], channels: int, seed: int,
                      val_fraction: float = TrainConfig.val_fraction) -> AnomalyDataModule:
     """The held-out training normals of a run trained with `seed` (and `val_fraction`), at VALIDATION_SIZE
@@ -141,9 +148,7 @@ def main() -> None:
     args = parser.parse_args()
     if len(args.seed) != len(args.model):
         parser.error(f"give one --seed per --model ({len(args.model)}), not {len(args.seed)}")
-    if len(args.sigma) not in (1, len(args.model)):
-        parser.error(f"give one --sigma or one per --model ({len(args.model)}), not {len(args.sigma)}")
-    sigmas = args.sigma * len(args.model) if len(args.sigma) == 1 else args.sigma
+    sigmas = one_or_each(parser, "--sigma", args.sigma, args.model)
     recipes = args.recipe or list(RECIPES)
     samples = load_samples(args.data)
     test = [s for s in samples if s.split == "test"]
