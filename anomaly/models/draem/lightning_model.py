@@ -141,13 +141,18 @@ class DraemModel(ReconstructionModel):
         """(clean, damaged) as the networks see them: both scaled by the damaged image's gain."""
         return self._normalize(clean, like=damaged), self._normalize(damaged)
 
-    def losses(self, x: Tensor) -> dict[str, Tensor]:
+    def training_defects(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """A training batch as the networks see it: (clean, damaged, mask), cropped, brightness-jittered
+        and given synthetic defects by the training options."""
         generator = self._generator(x.device)
         clean = self._jitter_brightness(self._crop(x, generator), generator)
         damaged, mask = synthesize(clean, generator=generator, p_defect=self.options["p_defect"],
                                    p_line=self.options["p_line"], p_shade=self.options["p_shade"],
                                    opacity=(self.options["opacity"], 1.0), sources=self.options["sources"])
-        clean, damaged = self._as_seen(clean, damaged)
+        return *self._as_seen(clean, damaged), mask
+
+    def losses(self, x: Tensor) -> dict[str, Tensor]:
+        clean, damaged, mask = self.training_defects(x)
         repaired = self.net(damaged)
         return draem_losses(clean, repaired, self.net.defect_logits(damaged, repaired), mask)
 
