@@ -217,3 +217,44 @@ def test_opacity_sets_the_lowest_blend_of_training_defects(monkeypatch):
     for bad in (0, 1.5):
         with pytest.raises(ValueError, match=rf"opacity must be in \(0, 1\], got {bad}"):
             build_model(tiny(opacity=bad))
+
+
+def test_ema_validates_and_keeps_the_moving_average_of_each_steps_weights():
+    """With ema=d the model left after fit (the one calibrated and saved) is the brute-force average
+    w_1, then d * avg + (1 - d) * w_t of the weights after each optimiser step; the weights of the
+    last step are not it."""
+    import lightning as L
+
+    from anomaly.data import AnomalyDataModule
+
+    class Snapshots(L.Callback):
+        def __init__(self):
+            self.steps, self.validated = [], []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.steps.append({k: v.detach().clone() for k, v in pl_module.state_dict().items()})
+
+        def on_validation_epoch_end(self, trainer, pl_module):  # after the EMA callback's swap
+            self.validated.append({k: v.detach().clone() for k, v in pl_module.state_dict().items()})
+
+    decay = 0.6
+    torch.manual_seed(0)
+    samples = [s for s in load_samples(str(SAMPLE_MANIFEST)) if s.label == 0][:12]
+    data = AnomalyDataModule(samples, (32, 48), 1, batch_size=2, val_fraction=0.5, seed=0)
+    model = build_model(tiny(ema=decay))
+    snapshots = Snapshots()
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0, callbacks=[snapshots])
+    trainer.fit(model, data)
+    floating = [k for k, v in snapshots.steps[0].items() if v.is_floating_point()]
+    average = dict(snapshots.steps[0])
+    for weights in snapshots.steps[1:]:
+        average = {k: decay * average[k] + (1 - decay) * weights[k] if k in floating else weights[k] for k in average}
+    final = model.state_dict()
+    assert len(snapshots.steps) == 6 and len(floating) > 20
+    for k in floating:
+        torch.testing.assert_close(final[k], average[k], rtol=1e-5, atol=1e-6)
+    assert not all(torch.equal(final[k], snapshots.steps[-1][k]) for k in floating)
+    assert snapshots.validated and all(torch.equal(snapshots.validated[-1][k], final[k]) for k in floating)
+    with pytest.raises(ValueError, match="ema must be in"):
+        build_model(tiny(ema=1.0))
