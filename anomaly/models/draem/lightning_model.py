@@ -16,8 +16,6 @@ Options (`ModelConfig.options`, `anomaly train --option KEY=VALUE`), defaults in
               dark part has the contrast it would have on a bright one
   sources     defect content: "images" (other normal images), "texture" (procedural) or "both"
   schedule    learning rate: "constant" or "cosine" (annealed to 0 over the training steps)
-  ema         decay per step of an exponential moving average of the weights (BatchNorm statistics too),
-              which validation and the saved model use (0: off, the weights of the last step)
 The anomaly map is the defect probability (sigmoid of the logits), smoothed like every model's map.
 
 Validation (for choosing settings without the test split): at VALIDATIONS evenly spaced epochs, the
@@ -30,11 +28,8 @@ scored against them: `val/synthetic_pixel_auroc` and `val/synthetic_image_auroc`
 
 from __future__ import annotations
 
-import lightning as L
 import torch
-from lightning.pytorch.callbacks import WeightAveraging
 from torch import Tensor
-from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from anomaly.config import ModelConfig
 from anomaly.models import model_options
@@ -47,7 +42,7 @@ from anomaly.synthetic import SOURCES, synthesize
 
 DEFAULTS = {"crop": 128, "edge_crops": True, "seg_width": 16, "seg_depth": 4, "p_defect": 0.5, "p_line": 0.0,
             "p_shade": 0.2, "opacity": 0.3, "brightness": 0.0, "normalize": 0.0, "sources": "both",
-            "schedule": "cosine", "ema": 0.0}
+            "schedule": "cosine"}
 SCHEDULES = ("constant", "cosine")
 VALIDATION_SEED = 20211011  # the fixed synthetic defects of the validation slice
 VALIDATIONS = 4  # per training run; each scores whole held-out images (on MTD at 256x256: half an epoch)
@@ -95,8 +90,6 @@ class DraemModel(ReconstructionModel):
                              f"got {self.options['normalize']}")
         if not 0 < self.options["opacity"] <= 1:
             raise ValueError(f"draem opacity must be in (0, 1], got {self.options['opacity']}")
-        if not 0 <= self.options["ema"] < 1:
-            raise ValueError(f"draem ema must be in [0, 1) (0: off), got {self.options['ema']}")
         if not 0 <= self.options["brightness"] < 1:
             raise ValueError(f"draem brightness must be in [0, 1), got {self.options['brightness']}")
         self.net = Draem(config.channels, config.width, config.depth, self.options["seg_width"],
@@ -204,11 +197,6 @@ class DraemModel(ReconstructionModel):
         maps, masks = (torch.cat(t) for t in zip(*self.validation_outputs))
         self.validation_outputs = []
         self.log_dict(synthetic_aurocs(maps, masks, self.config.score_reduction, self.config.topk))
-
-    def configure_callbacks(self) -> list[L.Callback]:
-        if not self.options["ema"]:
-            return []
-        return [WeightAveraging(multi_avg_fn=get_ema_multi_avg_fn(self.options["ema"]))]
 
     def configure_optimizers(self):
         optimiser = torch.optim.Adam(self.parameters(), lr=self.config.lr)
