@@ -15,7 +15,10 @@ import contextlib
 import hashlib
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -28,7 +31,17 @@ from service.errors import ServiceError
 from service.metrics import Metrics
 from service.schemas import ModelRefPublic, ReloadPublic, ReloadStatusPublic
 
+T = TypeVar("T")
 log = logging.getLogger("service.model")
+
+
+async def on_own_thread(fn: Callable[[], T]) -> T:
+    """`fn()` on a thread of its own that ends with it. Building a model runs torch, and a thread that has run
+    torch keeps an OpenMP pool: with a second pool beside the inference thread's, more pool threads than cores
+    make both pools sleep between operations instead of spinning, and a prediction took 1.7x as long on 2 cores
+    (experiments/bench_service.py)."""
+    with ThreadPoolExecutor(1, thread_name_prefix="model-load") as pool:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn)
 
 
 def bundle_fingerprint(uri: str) -> str | None:
@@ -101,7 +114,7 @@ class ModelService:
             raise RuntimeError("no model to serve: set ANOMALY_MODEL or pass `anomaly serve --model URI` "
                                "(a bundle folder, runs:/<id>/model or models:/<name>@<alias>)")
         self.batcher.start()
-        self._install(*await run_in_threadpool(self._load))
+        self._install(*await on_own_thread(self._load))
         self._tasks.append(asyncio.create_task(self._warm_then_ready(), name="warm-up"))
         if self.settings.reload_interval_s > 0:
             self._tasks.append(asyncio.create_task(self._poll(), name="reload-poll"))
@@ -126,7 +139,7 @@ class ModelService:
             try:
                 if only_if_changed and await run_in_threadpool(self._unchanged):
                     return ReloadPublic(changed=False, previous=previous, current=previous)
-                detector, fingerprint = await run_in_threadpool(self._load)
+                detector, fingerprint = await on_own_thread(self._load)
                 changed = fingerprint != self.fingerprint
                 if changed or not only_if_changed:
                     await self.batcher.run(self._warm_up, detector)

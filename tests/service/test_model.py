@@ -1,15 +1,21 @@
-"""The served model's source: URIs parsed by anomaly.model_uri, mlflow touched only by anomaly.tracking."""
+"""The served model's source: URIs parsed by anomaly.model_uri, mlflow touched only by anomaly.tracking; the
+threads it is built on."""
 
 from __future__ import annotations
 
 import ast
+import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
+from anomaly.detector import Detector
 from service.config import Settings
 from service.metrics import Metrics
 from service.model import ModelService, bundle_fingerprint
+
+from .conftest import LIMITS, start
 
 tracking = pytest.importorskip("anomaly.tracking")
 SERVICE = Path(__file__).parents[2] / "service"
@@ -68,3 +74,20 @@ def test_polling_compares_a_folder_by_content(tmp_path):
     assert _unchanged(str(tmp_path), None, digest)
     (tmp_path / "weights.bin").write_bytes(b"2")
     assert not _unchanged(str(tmp_path), None, digest)
+
+
+def test_models_are_built_on_threads_that_end(bundle, monkeypatch):
+    """Loading a model runs torch, and a thread that ran torch keeps an OpenMP pool that slows the inference
+    thread's: the service loads on a thread of its own that ends, at startup and at each reload."""
+    builders = []
+    load = Detector.load.__func__
+
+    def recording_load(cls, *args, **kwargs):
+        builders.append(threading.current_thread())
+        return load(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Detector, "load", classmethod(recording_load))
+    for live in start(Settings(model=str(bundle), **LIMITS)):
+        assert httpx.post(live.url + "/v1/model/reload", timeout=30).status_code == 200
+        assert len(builders) == 2 and threading.main_thread() not in builders
+        assert not any(thread.is_alive() for thread in builders)  # while the service serves on
