@@ -2,6 +2,7 @@
 
     python experiments/bench_accuracy.py                                  # the default draem row
     python experiments/bench_accuracy.py --ablate p_line=0 --ablate sources=images
+    python experiments/bench_accuracy.py --ablate "image_size=256 crop=0 stem=pool"    # one run, three changes
     python experiments/bench_accuracy.py --data runs/data/textures/manifest.csv --section accuracy-textures
 
 The default run also scores the same weights with the repair network alone (SSIM map, recalibrated
@@ -88,7 +89,8 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/mtd/manifest.csv")
     parser.add_argument("--ablate", action="append", default=[], metavar="KEY=VALUE",
                         help="train one ablation with this draem option (or training setting, e.g. width=32) "
-                             "changed (repeatable: one run each)")
+                             "changed; several changes in one run separated by spaces, e.g. \"image_size=256 "
+                             "crop=0\" (repeatable: one run each)")
     parser.add_argument("--epochs", type=int, default=None, help="override the default epochs")
     parser.add_argument("--seed", type=int, default=None, help="training seed (default 0)")
     parser.add_argument("--out", default="runs")
@@ -99,7 +101,7 @@ def main() -> None:
     base = base.replace(epochs=args.epochs, seed=args.seed)
     rows = []
     for change in args.ablate or [""]:
-        changed = parse_options([change]) if change else {}
+        changed = parse_options(change.split())
         fields = {k: v for k, v in changed.items() if k in TrainConfig.__dataclass_fields__}  # e.g. width=32
         options = {k: v for k, v in changed.items() if k not in fields}  # draem options
         name = ", ".join(["draem", *([change] if change else []), *([f"{args.epochs} epochs"] if args.epochs else []),

@@ -217,3 +217,26 @@ def test_opacity_sets_the_lowest_blend_of_training_defects(monkeypatch):
     for bad in (0, 1.5):
         with pytest.raises(ValueError, match=rf"opacity must be in \(0, 1\], got {bad}"):
             build_model(tiny(opacity=bad))
+
+
+def test_pool_stem_keeps_a_one_pixel_line_and_maps_at_the_input_size():
+    """stem=pool: the networks see each 2x2 cell's mean, max and min at half the size, where a one-pixel
+    line keeps its full contrast in the max channel (the mean halves it); maps come back at the input size."""
+    torch.manual_seed(0)
+    model = build_model(tiny(stem="pool", crop=0)).eval()
+    x = torch.full((2, 1, 32, 48), 0.25)
+    x[:, :, 9, :] = 0.75  # a bright line one pixel high, on an odd row
+    seen = model._stem(x)
+    assert seen.shape == (2, 3, 16, 24)
+    mean, high, low = seen[0, 0, 4], seen[0, 1, 4], seen[0, 2, 4]  # the cells holding rows 8 and 9
+    assert torch.allclose(mean, torch.tensor(0.5)) and torch.allclose(high, torch.tensor(0.75))
+    assert torch.allclose(low, torch.tensor(0.25)) and torch.allclose(seen[0, :, 3], torch.tensor(0.25))
+    amap = model.anomaly_map(x)
+    assert amap.shape == (2, 1, 32, 48) and 0 <= amap.min() and amap.max() <= 1
+    assert model(x).shape == x.shape  # the repair, in image space
+    losses = build_model(tiny(stem="pool", crop=0)).losses(sample_normals(4, (32, 64)))
+    assert torch.isfinite(losses["loss"]) and losses["loss"] > 0
+    with pytest.raises(ValueError, match="stem must be one of .* got 'conv'"):
+        build_model(tiny(stem="conv"))
+    with pytest.raises(ValueError, match="must be a multiple of 16 on each side"):  # 2**depth, twice: 32x48 passes
+        build_model(dataclasses.replace(tiny(stem="pool", crop=0), image_size=(40, 48)))

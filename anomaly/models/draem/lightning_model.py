@@ -16,6 +16,10 @@ Options (`ModelConfig.options`, `anomaly train --option KEY=VALUE`), defaults in
               dark part has the contrast it would have on a bright one
   sources     defect content: "images" (other normal images), "texture" (procedural) or "both"
   schedule    learning rate: "constant" or "cosine" (annealed to 0 over the training steps)
+  stem        "none", or "pool": both networks work at half the input size on each 2x2 cell's mean, maximum
+              and minimum (3 channels per input channel), so that a line one pixel wide keeps its contrast, and
+              the defect map is upsampled back; training defects are painted at the input size, their masks
+              max-pooled for the loss
 The anomaly map is the defect probability (sigmoid of the logits), smoothed like every model's map.
 
 Validation (for choosing settings without the test split): at VALIDATIONS evenly spaced epochs, the
@@ -29,6 +33,7 @@ scored against them: `val/synthetic_pixel_auroc` and `val/synthetic_image_auroc`
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from anomaly.config import ModelConfig
@@ -42,8 +47,9 @@ from anomaly.synthetic import SOURCES, synthesize
 
 DEFAULTS = {"crop": 128, "edge_crops": True, "seg_width": 16, "seg_depth": 4, "p_defect": 0.5, "p_line": 0.0,
             "p_shade": 0.2, "opacity": 0.3, "brightness": 0.0, "normalize": 0.0, "sources": "both",
-            "schedule": "cosine"}
+            "schedule": "cosine", "stem": "none"}
 SCHEDULES = ("constant", "cosine")
+STEMS = ("none", "pool")
 VALIDATION_SEED = 20211011  # the fixed synthetic defects of the validation slice
 VALIDATIONS = 4  # per training run; each scores whole held-out images (on MTD at 256x256: half an epoch)
 
@@ -74,15 +80,17 @@ class DraemModel(ReconstructionModel):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
         self.options = model_options(config, DEFAULTS)
-        factor = 2 ** max(config.depth, self.options["seg_depth"])
+        self.pooled = self.options["stem"] == "pool"  # checked below
+        factor = 2 ** (max(config.depth, self.options["seg_depth"]) + self.pooled)
         if self.options["crop"] % factor:
             raise ValueError(f"draem crop {self.options['crop']} must be a multiple of {factor} "
                              f"(2**max(depth, seg_depth)); e.g. --option crop={max(factor, 128 // factor * factor)}")
         if any(side % factor for side in config.image_size):
             raise ValueError(f"draem image size {config.image_size[0]}x{config.image_size[1]} must be a multiple of "
-                             f"{factor} on each side (2**max(depth, seg_depth)): the segmentation U-Net pools "
+                             f"{factor} on each side (2**max(depth, seg_depth), twice that with stem=pool): the "
+                             f"segmentation U-Net pools "
                              f"{self.options['seg_depth']} times; choose another --image-size or a smaller seg_depth")
-        for key, allowed in (("sources", SOURCES), ("schedule", SCHEDULES)):
+        for key, allowed in (("sources", SOURCES), ("schedule", SCHEDULES), ("stem", STEMS)):
             if self.options[key] not in allowed:
                 raise ValueError(f"draem {key} must be one of {allowed}, got {self.options[key]!r}")
         if not 0 <= self.options["normalize"] <= 1:
@@ -92,8 +100,8 @@ class DraemModel(ReconstructionModel):
             raise ValueError(f"draem opacity must be in (0, 1], got {self.options['opacity']}")
         if not 0 <= self.options["brightness"] < 1:
             raise ValueError(f"draem brightness must be in [0, 1), got {self.options['brightness']}")
-        self.net = Draem(config.channels, config.width, config.depth, self.options["seg_width"],
-                         self.options["seg_depth"])
+        self.net = Draem(config.channels * (3 if self.pooled else 1), config.width, config.depth,
+                         self.options["seg_width"], self.options["seg_depth"])
         self.generator: torch.Generator | None = None
         self.validation_outputs: list[tuple[Tensor, Tensor]] = []  # (map, mask) per validation batch
         self.validation_generator = torch.Generator().manual_seed(VALIDATION_SEED)  # reset each validation
@@ -153,8 +161,30 @@ class DraemModel(ReconstructionModel):
 
     def losses(self, x: Tensor) -> dict[str, Tensor]:
         clean, damaged, mask = self.training_defects(x)
-        repaired = self.net(damaged)
-        return draem_losses(clean, repaired, self.net.defect_logits(damaged, repaired), mask)
+        repaired, logits = self._segment(damaged)
+        return draem_losses(self._stem(clean), repaired, logits, self._stem_mask(mask))
+
+    def _stem(self, x: Tensor) -> Tensor:
+        """What the networks see of images x: x, or with stem=pool each 2x2 cell's mean, max and min."""
+        return torch.cat([F.avg_pool2d(x, 2), F.max_pool2d(x, 2), -F.max_pool2d(-x, 2)], dim=1) if self.pooled else x
+
+    def _stem_mask(self, mask: Tensor) -> Tensor:
+        """The defect mask at the networks' size: a cell is defective if any of its pixels is."""
+        return F.max_pool2d(mask, 2) if self.pooled else mask
+
+    def _unstem(self, t: Tensor, size: torch.Size) -> Tensor:
+        """Networks' output back at the input size `size` (H, W)."""
+        return F.interpolate(t, size=size, mode="bilinear", align_corners=False) if self.pooled else t
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The repaired image at the input's size (with stem=pool: the repaired cell means, upsampled)."""
+        return self._unstem(self.net(self._stem(x))[:, :x.shape[1]], x.shape[-2:])
+
+    def _segment(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Images x through both networks: (the repair, the defect logits), at the networks' size."""
+        seen = self._stem(x)
+        repaired = self.net(seen)
+        return repaired, self.net.defect_logits(seen, repaired)
 
     @torch.no_grad()
     def anomaly_map(self, x: Tensor) -> Tensor:
@@ -163,7 +193,7 @@ class DraemModel(ReconstructionModel):
         x = self._normalize(x)
         if self.config.residual != "segmentation":
             return super().anomaly_map(x)
-        return self.smooth(torch.sigmoid(self.net.defect_logits(x, self.net(x))))
+        return self.smooth(torch.sigmoid(self._unstem(self._segment(x)[1], x.shape[-2:])))
 
     def on_validation_epoch_start(self) -> None:
         self.validation_generator = torch.Generator(self.device).manual_seed(VALIDATION_SEED)
@@ -186,10 +216,9 @@ class DraemModel(ReconstructionModel):
         masks, the losses). Call `on_validation_epoch_start` first to restart the fixed defects."""
         damaged, mask = self.validation_defects(clean)
         clean, damaged = self._as_seen(clean, damaged)
-        repaired = self.net(damaged)
-        logits = self.net.defect_logits(damaged, repaired)
-        amap = self.smooth(torch.sigmoid(logits.float()))  # float: bf16 training
-        return amap, mask, draem_losses(clean, repaired, logits, mask)
+        repaired, logits = self._segment(damaged)
+        amap = self.smooth(torch.sigmoid(self._unstem(logits, damaged.shape[-2:]).float()))  # float: bf16 training
+        return amap, mask, draem_losses(self._stem(clean), repaired, logits, self._stem_mask(mask))
 
     def on_validation_epoch_end(self) -> None:
         if not self.validation_outputs:
