@@ -155,8 +155,8 @@ def _fit(config: TrainConfig, samples: list[Sample], *, logger: Any, progress: b
         callbacks=callbacks, enable_checkpointing=False, enable_model_summary=False,
         enable_progress_bar=progress, deterministic="warn", log_every_n_steps=1,
         num_sanity_val_steps=0)
-    # Deterministic mode also fills each new tensor with NaN, a debugging aid for reads of uninitialised
-    # memory that changes no result and costs ~9% of a draem step on a CPU (one more kernel per tensor on a GPU)
+    # Deterministic mode also fills each new tensor with NaN, a debugging aid for reads of uninitialised memory
+    # that changes no result and cost 5% of a draem training step on a CPU, 29% on a GPU (experiments/bench_step.py)
     torch.utils.deterministic.fill_uninitialized_memory = False
     start = time.perf_counter()
     trainer.fit(model, datamodule)

@@ -84,7 +84,8 @@ class DraemModel(ReconstructionModel):
         factor = 2 ** (max(config.depth, self.options["seg_depth"]) + self.pooled)
         if self.options["crop"] % factor:
             raise ValueError(f"draem crop {self.options['crop']} must be a multiple of {factor} "
-                             f"(2**max(depth, seg_depth)); e.g. --option crop={max(factor, 128 // factor * factor)}")
+                             f"(2**max(depth, seg_depth), twice that with stem=pool); e.g. --option "
+                             f"crop={max(factor, 128 // factor * factor)}")
         if any(side % factor for side in config.image_size):
             raise ValueError(f"draem image size {config.image_size[0]}x{config.image_size[1]} must be a multiple of "
                              f"{factor} on each side (2**max(depth, seg_depth), twice that with stem=pool): the "
