@@ -1,6 +1,6 @@
 """Where a draem training step's time goes, on this machine's CPU or CUDA GPU.
 
-    python experiments/bench_step.py                    # ~2 min on this CPU; writes the `training-step` section
+    python experiments/bench_step.py                    # ~30 s on this CPU; writes `training-step-cpu` (or -cuda)
     python experiments/bench_step.py --data ../shared/data/mtd/manifest.csv --epochs 2 --profile
 
 draem at its defaults (128x128 whole images, batch 16, random images; precision as `auto` resolves on
@@ -31,7 +31,6 @@ from results_md import write_section  # noqa: E402
 
 from anomaly.config import TrainConfig
 from anomaly.models import build_model
-from anomaly.models.draem.loss import draem_losses
 from anomaly.training import resolve_precision, train
 
 
@@ -59,8 +58,7 @@ class Step:
 
     def forward(self, clean: torch.Tensor, damaged: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         with self.autocast():
-            repaired = self.model.net(damaged)
-            return draem_losses(clean, repaired, self.model.net.defect_logits(damaged, repaired), mask)["loss"]
+            return self.model.defect_losses(clean, damaged, mask)["loss"]
 
     def backward(self, loss: torch.Tensor) -> None:
         loss.backward()

@@ -161,7 +161,10 @@ class DraemModel(ReconstructionModel):
         return *self._as_seen(clean, damaged), mask
 
     def losses(self, x: Tensor) -> dict[str, Tensor]:
-        clean, damaged, mask = self.training_defects(x)
+        return self.defect_losses(*self.training_defects(x))
+
+    def defect_losses(self, clean: Tensor, damaged: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        """The losses of both networks on a batch with synthetic defects (`training_defects`)."""
         repaired, logits = self._segment(damaged)
         return draem_losses(self._stem(clean), repaired, logits, self._stem_mask(mask))
 
