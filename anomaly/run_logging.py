@@ -1,7 +1,8 @@
 """What a training or calibration run puts in MLflow, so that it can be reviewed in the UI alone.
 
 Metrics: `train/*`, `val/*` per epoch (logged by the training loop), `calibration/*` (thresholds and
-normal-score statistics), `test/*` (image/pixel AUROC, AUPRO, F1; `test/<defect>/*` per defect).
+normal-score statistics), `painted/*` (image and pixel AUROC on defects painted into the held-out normals,
+anomaly.painted), `test/*` (image/pixel AUROC, AUPRO, F1; `test/<defect>/*` per defect).
 Artifacts: `calibration.json`, `evaluation.json`, `plots/score_histogram.png`, `plots/roc.png`,
 `plots/examples.png` (input / reconstruction / heatmap of the highest-scoring normal and anomalous
 test images), `examples/*.png` (the heatmap overlays alone) and the pyfunc model `model/`.
@@ -21,6 +22,7 @@ from anomaly.bundle import load_bundle
 from anomaly.calibration import Calibration
 from anomaly.data import Sample
 from anomaly.detector import Detector, preprocess, score_images
+from anomaly.painted import summary
 from anomaly.plots import example_grid, roc_figure, score_histogram
 from anomaly.visualize import overlay
 
@@ -113,6 +115,7 @@ def log_training(config: TrainConfig, result: TrainResult, *, run_id: str, exper
 
     tracking.log_params(result.model_config.to_dict(), prefix="model.")
     log_calibration(result.calibration)
+    tracking.log_metrics({f"painted/{k}": v for k, v in result.painted_aurocs.items()})
     detector = Detector(load_bundle(result.bundle_path), source=str(result.bundle_path))
     test = [s for s in result.samples if s.split == "test"] if config.evaluate else []
     report = None
@@ -128,5 +131,5 @@ def log_training(config: TrainConfig, result: TrainResult, *, run_id: str, exper
     registration = register(result.bundle_path, result.val_samples[0], name=config.register_as or experiment,
                             experiment=experiment, run_id=run_id, promote=config.promote,
                             criterion=report.image_auroc if report else None, fingerprint=fingerprint)
-    describe(result.calibration, report, registration)
+    describe(result.calibration, report, registration, summary(result.painted_aurocs))
     return dataclasses.replace(result, report=report, registration=registration)

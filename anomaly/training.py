@@ -13,12 +13,13 @@ import lightning as L
 import numpy as np
 import torch
 
-from anomaly.bundle import save_bundle
+from anomaly.bundle import Bundle, save_bundle
 from anomaly.calibration import Calibration, calibrate
 from anomaly.config import ModelConfig, TrainConfig
 from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, load_samples
-from anomaly.detector import TorchScorer, preprocess, score_images
+from anomaly.detector import Detector, TorchScorer, preprocess, score_images
 from anomaly.models import build_model, default_epochs, resolve_options
+from anomaly.painted import painted_validation
 
 if TYPE_CHECKING:
     from anomaly.evaluation import MetricReport
@@ -37,6 +38,7 @@ class TrainResult:
     val_samples: list[Sample]
     train_seconds: float
     epoch_losses: list[dict[str, float]]  # per epoch, the logged train/ and val/ means
+    painted_aurocs: dict[str, float]  # AUROCs on defects painted into the held-out normals (anomaly.painted)
     report: MetricReport | None = None  # test-split metrics (tracked runs with a test split)
     registration: Registration | None = None  # MLflow run and registered model version (tracked runs)
 
@@ -133,7 +135,7 @@ def train(config: TrainConfig, *, logger: Any = False, progress: bool = True,
 
 def _fit(config: TrainConfig, samples: list[Sample], *, logger: Any, progress: bool,
          callbacks: Sequence[L.Callback] = (), on_epoch: Callable[..., None] | None = None) -> TrainResult:
-    """Fit, calibrate on the held-out normals, save the bundle (no MLflow here)."""
+    """Fit, calibrate on the held-out normals, save the bundle, validate on painted defects (no MLflow here)."""
     train_normals = [s for s in samples if s.split == "train" and s.label == 0]
     channels = config.channels or guess_channels([s.image for s in train_normals])
     model_config = resolve_options(config.model_config(channels))
@@ -165,5 +167,8 @@ def _fit(config: TrainConfig, samples: list[Sample], *, logger: Any, progress: b
     calibration = calibrate_model(model, model_config, datamodule.val_samples, fpr=config.fpr,
                                   pixel_fpr=config.pixel_fpr)
     path = save_bundle(config.out, model_config, model.state_dict(), calibration)
+    device = str(next(model.parameters()).device)
+    detector = Detector(Bundle(model_config, model.state_dict(), calibration), device=device)
+    painted_aurocs = painted_validation(detector, samples, seed=config.seed, val_fraction=config.val_fraction)
     return TrainResult(config, path, model_config, calibration, samples, datamodule.val_samples, train_seconds,
-                       losses.history)
+                       losses.history, painted_aurocs)

@@ -8,7 +8,8 @@
 The default run also scores the same weights with the repair network alone (SSIM map, recalibrated
 on the held-out normals), as DRAEM's paper does. Settings are chosen on the validation columns
 (synthetic defects on held-out training normals, fixed seeds), the drawn recipe's pixel AUROC first
-(experiments/validation_study.py); the test columns are for reporting.
+(anomaly/painted.py, as training computes them; experiments/validation_study.py); the test columns are
+for reporting.
 Each run replaces its own rows in the `accuracy` section of experiments/RESULTS.md and keeps the others.
 """
 
@@ -24,21 +25,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from benchmark import HEADER, fmt, markdown_row, measure_cells  # noqa: E402
 from results_md import COMMIT, RESULTS, STARTED, write_section  # noqa: E402
-from validation_study import RECIPES, held_out_normals, mean_aurocs  # noqa: E402
 
 from anomaly.bundle import Bundle
 from anomaly.cli.train import parse_options
 from anomaly.config import TrainConfig
 from anomaly.detector import Detector
 from anomaly.models import default_image_size
+from anomaly.painted import DRAWS
 from anomaly.training import calibrate_model, train
 
 VAL_COLUMNS = {"val synthetic image AUROC": "val/synthetic_image_auroc",  # column -> logged key
                "val synthetic pixel AUROC": "val/synthetic_pixel_auroc",
-               "val drawn image AUROC": "drawn image", "val drawn pixel AUROC": "drawn pixel",
-               "val thin image AUROC": "thin image", "val thin pixel AUROC": "thin pixel"}
-PAINTED = ("drawn", "thin")  # experiments/validation_study.py's recipes in the validation columns
-DRAWS = 5  # of each painted recipe, averaged
+               "val drawn image AUROC": "drawn_image_auroc", "val drawn pixel AUROC": "drawn_pixel_auroc",
+               "val thin image AUROC": "thin_image_auroc", "val thin pixel AUROC": "thin_pixel_auroc"}
 COLUMNS = HEADER.splitlines()[0].strip("| ").split(" | ")[1:]
 TABLE_HEADER = ("| variant | " + " | ".join([*VAL_COLUMNS, *COLUMNS]) + " | commit, date |\n|"
                 + "---|" * (len(COLUMNS) + len(VAL_COLUMNS) + 2) + "\n")
@@ -50,12 +49,7 @@ def run(config: TrainConfig, label: str, repair_row: bool) -> list[str]:
     test = [s for s in result.samples if s.split == "test"]
     (result.bundle_path / "epoch_losses.json").write_text(json.dumps(result.epoch_losses, indent=1))  # curves
     detector = Detector.load(result.bundle_path)
-    trained = result.config
-    datamodule = held_out_normals(result.samples, result.model_config.channels, trained.seed, trained.val_fraction)
-    validation = dict(result.epoch_losses[-1])  # the last epoch validates
-    for name in PAINTED if result.model_config.channels == 1 else ():  # the painted recipes paint grey images
-        validation[f"{name} image"], validation[f"{name} pixel"] = mean_aurocs(detector, datamodule, RECIPES[name],
-                                                                             DRAWS)
+    validation = {**result.epoch_losses[-1], **result.painted_aurocs}  # the last epoch validates
 
     def row(label: str, detector: Detector, validation: dict[str, float]) -> str:
         val = [fmt(validation.get(key)) for key in VAL_COLUMNS.values()]
@@ -114,7 +108,7 @@ def main() -> None:
                   "calibrated on held-out training normals at 1% FPR. Validation columns: the model's own map on "
                   "synthetic defects painted into the held-out training normals: training's own (fixed seed and recipe, "
                   "anomaly/models/draem/lightning_model.py) and, from 2026-11-30, the independent drawn defects and "
-                  f"(later that day) thin hairlines (experiments/validation_study.py, the mean of {DRAWS} draws each; "
+                  f"(later that day) thin hairlines (anomaly/painted.py, the mean of {DRAWS} draws each; "
                   "thin cells of earlier rows come from the accuracy-validation-thin, accuracy-thin-ablations and "
                   "accuracy-scoring-128 sections, where the same weights were scored); settings are chosen on them, "
                   "the drawn pixel AUROC first, never on the test columns. A row names the one option it changes from the "

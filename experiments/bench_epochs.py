@@ -33,7 +33,8 @@ from anomaly.config import ModelConfig, TrainConfig
 from anomaly.data import decode_image
 from anomaly.detector import Detector, TorchScorer, preprocess
 from anomaly.evaluation import evaluate
-from anomaly.models.draem.lightning_model import VALIDATION_SEED, synthetic_aurocs
+from anomaly.models.draem.lightning_model import synthetic_aurocs
+from anomaly.synthetic import VALIDATION_SEED
 from anomaly.synthetic import synthesize
 from anomaly.training import calibrate_model, train
 

@@ -3,8 +3,10 @@
     python experiments/make_textures.py --out runs/data/textures     # ~1 min, seeded, 700 images
 
 Normal images: a grey weave (two crossed sinusoids at a random angle, period and phase), fine grain
-noise and a slow illumination gradient. Defects are drawn with PIL, independently of
-anomaly/synthetic.py (so training on our synthetic defects is not training on the test defects):
+noise and a slow illumination gradient. Defects are drawn with PIL by anomaly/painted.py, independently
+of anomaly/synthetic.py (so training on our synthetic defects is not training on the test defects; the
+`drawn` validation that training logs paints the same three kinds, so on this dataset it is no
+independent check):
 `scratch` (a thin bright or dark polyline), `stain` (a soft-edged ellipse of shifted brightness),
 `hole` (small dark discs), `knot` (the weave locally compressed). Masks are where the drawn defect
 (blurred by 0.7 px) is at least half strength; its faint rim outside the mask is not labelled. Writes PNG images, PNG masks (255 = defect) and manifest.csv in the MTD format
@@ -18,8 +20,10 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image
 from scipy import ndimage
+
+from anomaly.painted import paint
 
 SIZE = 256
 N_TRAIN, N_TEST_GOOD, N_PER_DEFECT = 500, 100, 25
@@ -51,49 +55,6 @@ def defect(rng: np.random.Generator, kind: str) -> tuple[np.ndarray, np.ndarray]
         image = weave(rng, warp=rng.choice([-1, 1]) * 8 * bump)
         return image, bump > 0.3
     return paint(weave(rng), rng, kind, (cx, cy))
-
-
-def wander(rng: np.random.Generator, start: tuple[float, float],
-           segments: tuple[int, int]) -> list[tuple[float, float]]:
-    """The points of a polyline from `start` (x, y), turning gently: segments 10-35 px long, as many as
-    `rng.integers(*segments)`."""
-    points, heading = [start], rng.uniform(0, 2 * np.pi)
-    for _ in range(int(rng.integers(*segments))):
-        heading += rng.uniform(-0.5, 0.5)
-        step = rng.uniform(10, 35)
-        points.append((points[-1][0] + step * np.cos(heading), points[-1][1] + step * np.sin(heading)))
-    return points
-
-
-def paint(image: np.ndarray, rng: np.random.Generator, kind: str,
-          centre: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """`image` (H, W) in [0, 1] with a drawn `scratch`, `stain`, `hole` or `hairline` around `centre` (x, y),
-    and its mask (H, W) bool. (The generated dataset has no hairlines: experiments/validation_study.py paints
-    them.)"""
-    mask_img = Image.new("L", image.shape[::-1], 0)
-    draw = ImageDraw.Draw(mask_img)
-    cx, cy = centre
-    if kind == "scratch":
-        draw.line(wander(rng, centre, (2, 5)), fill=255, width=int(rng.integers(2, 5)))
-        shift = rng.choice([-1, 1]) * rng.uniform(0.2, 0.35)
-    elif kind == "stain":
-        a, b = rng.uniform(8, 30, 2)
-        draw.ellipse([cx - a, cy - b, cx + a, cy + b], fill=255)
-        shift = rng.choice([-1, 1]) * rng.uniform(0.08, 0.18)
-    elif kind == "hole":
-        for _ in range(int(rng.integers(1, 4))):
-            r = rng.uniform(2, 6)
-            x0, y0 = cx + rng.uniform(-20, 20), cy + rng.uniform(-20, 20)
-            draw.ellipse([x0 - r, y0 - r, x0 + r, y0 + r], fill=255)
-        shift = -rng.uniform(0.3, 0.45)
-    elif kind == "hairline":  # a crack: longer, thinner and fainter than a scratch
-        draw.line(wander(rng, centre, (3, 7)), fill=255, width=int(rng.integers(1, 3)))
-        shift = rng.choice([-1, 1]) * rng.uniform(0.1, 0.3)
-    else:
-        raise ValueError(f"cannot paint a {kind!r}: one of scratch, stain, hole, hairline")
-    soft = np.asarray(mask_img.filter(ImageFilter.GaussianBlur(0.7)), dtype=np.float64) / 255
-    labelled = 0.25 if kind == "hairline" else 0.5  # a 1 px line blurred stays under 0.5 where it steps diagonally
-    return np.clip(image + shift * soft, 0, 1), soft >= labelled
 
 
 def save(path: Path, array: np.ndarray) -> None:

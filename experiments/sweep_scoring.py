@@ -28,7 +28,8 @@ from anomaly.config import TrainConfig
 from anomaly.data import load_samples
 from anomaly.detector import Detector
 from anomaly.evaluation import evaluate
-from validation_study import RECIPES, held_out_normals, mean_aurocs, one_or_each  # noqa: E402
+from anomaly.painted import held_out_normals, mean_aurocs
+from validation_study import RECIPES, one_or_each  # noqa: E402
 
 
 def main() -> None:

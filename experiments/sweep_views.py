@@ -27,12 +27,13 @@ from torch import Tensor
 sys.path.insert(0, str(Path(__file__).parent))
 from benchmark import fmt, markdown_row  # noqa: E402
 from results_md import write_section  # noqa: E402
-from validation_study import RECIPES, held_out_normals, mean_aurocs  # noqa: E402
+from validation_study import RECIPES  # noqa: E402
 
 from anomaly.bundle import Bundle, load_bundle
 from anomaly.data import load_samples, resize
 from anomaly.detector import Detector
 from anomaly.evaluation import evaluate
+from anomaly.painted import held_out_normals, mean_aurocs
 from anomaly.scoring import resize_map
 
 VALIDATIONS = ("drawn", "thin")

@@ -13,14 +13,15 @@ over the bundles (five or more), Spearman's rank correlation between each recipe
 Recipes (fixed before measuring; none reads the test split):
   recipe  training's validation defects (Perlin blobs and a third curves, opacity 0.3-1, hard edges)
   faint   the same masks at opacity 0.1-0.35: real defects are subtle, and `recipe` saturates near 1
-  drawn   an independent generator: experiments/make_textures.py's anti-aliased scratch, stain and hole
-          (equally likely), painted into the normal tile
+  drawn   an independent generator: anomaly/painted.py's anti-aliased scratch, stain and hole (equally
+          likely; experiments/make_textures.py draws the generated textures' defects with it), painted into
+          the normal tile; training logs it
   broad   large low-contrast regions, as MTD's uneven (added 2026-11-30 because drawn nears 1 and has
           none): an ellipse with semi-axes of 0.1-0.3 of the image side, edges blurred by a Gaussian of a
           third of the shorter semi-axis, brighter or darker by 0.04-0.10 grey levels; it resembles
           training's shading changes (p_shade), so it cannot judge them
   thin    hairline cracks (added 2026-11-30 because drawn nears 1 and did not see crack fall at 128x128):
-          make_textures.py's `hairline`, a polyline of 3-6 segments 10-35 px long, 1-2 px wide at 256x256,
+          anomaly/painted.py's `hairline`, a polyline of 3-6 segments 10-35 px long, 1-2 px wide at 256x256,
           brighter or darker by 0.1-0.3 grey levels, labelled where the blurred line is at least a quarter
           strength
 Rewrites its --section of experiments/RESULTS.md.
@@ -32,67 +33,40 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
-import torch
 from scipy import ndimage
 from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).parent))
 from benchmark import fmt, markdown_row  # noqa: E402
-from make_textures import paint  # noqa: E402
 from results_md import write_section  # noqa: E402
 
 from anomaly.bundle import Bundle, load_bundle
-from anomaly.config import TrainConfig
-from anomaly.data import Sample, load_samples, resize
-from anomaly.data.datamodule import AnomalyDataModule
+from anomaly.data import load_samples
 from anomaly.detector import Detector
 from anomaly.evaluation import evaluate
-from anomaly.metrics import image_auroc, pixel_auroc
-from anomaly.models.draem.lightning_model import VALIDATION_SEED
-from anomaly.scoring import resize_map
+from anomaly.painted import RECIPES as PAINTED
+from anomaly.painted import Recipe, held_out_normals, mean_aurocs, painted
 from anomaly.synthetic import synthesize
 
-Recipe = Callable[[torch.Tensor, torch.Generator, np.random.Generator], tuple[torch.Tensor, torch.Tensor]]
-DRAWN_KINDS = ("scratch", "stain", "hole")
-VALIDATION_SIZE = (256, 256)  # the recipes paint here, whatever a model's input size (draem's was 256 until 2026-11-30)
 
-
-def painted(painter: Callable[[np.ndarray, np.random.Generator, tuple[float, float]], tuple[np.ndarray, np.ndarray]]
-            ) -> Recipe:
-    """A recipe that gives half the images (B, 1, H, W) one defect from `painter(image, rng, centre)`
-    -> (damaged image, mask bool), `centre` (x, y) drawn away from the edges."""
-    def recipe(clean: torch.Tensor, generator: torch.Generator, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        if clean.shape[1] != 1:
-            raise ValueError(f"the painted recipes paint grey images, got {clean.shape[1]} channels")
-        damaged, masks = clean.clone(), torch.zeros_like(clean)
-        h, w = clean.shape[-2:]
-        for i in np.flatnonzero(rng.random(len(clean)) < 0.5):
-            centre = (rng.uniform(0.15 * w, 0.85 * w), rng.uniform(0.15 * h, 0.85 * h))
-            image, mask = painter(clean[i, 0].double().numpy(), rng, centre)
-            damaged[i, 0], masks[i, 0] = torch.from_numpy(image), torch.from_numpy(mask)
-        return damaged, masks
-    return recipe
-
-
-def paint_broad(image: np.ndarray, rng: np.random.Generator, centre: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """`image` (H, W) with a large, soft-edged, low-contrast elliptical region, and its mask (H, W) bool."""
-    (h, w), (cx, cy) = image.shape, centre
+def paint_broad(shape: tuple[int, int], rng: np.random.Generator, centre: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """A large, soft-edged, low-contrast elliptical region: its brightness shift (H, W) and mask (H, W) bool."""
+    (h, w), (cx, cy) = shape, centre
     a, b = rng.uniform(0.1, 0.3, 2) * min(h, w)
     y, x = np.mgrid[0:h, 0:w]
     soft = ndimage.gaussian_filter((((x - cx) / a) ** 2 + ((y - cy) / b) ** 2 <= 1).astype(np.float64), min(a, b) / 3)
     shift = rng.choice([-1, 1]) * rng.uniform(0.04, 0.10)
-    return np.clip(image + shift * soft, 0, 1), soft >= 0.5
+    return shift * soft, soft >= 0.5
 
 
 RECIPES: dict[str, Recipe] = {
     "recipe": lambda clean, g, rng: synthesize(clean, generator=g, p_defect=0.5, p_line=1 / 3),
     "faint": lambda clean, g, rng: synthesize(clean, generator=g, p_defect=0.5, p_line=1 / 3, opacity=(0.1, 0.35)),
-    "drawn": painted(lambda image, rng, centre: paint(image, rng, str(rng.choice(DRAWN_KINDS)), centre)),
+    "drawn": PAINTED["drawn"],
     "broad": painted(paint_broad),
-    "thin": painted(lambda image, rng, centre: paint(image, rng, "hairline", centre)),
+    "thin": PAINTED["thin"],
 }
 
 
@@ -101,36 +75,6 @@ def one_or_each(parser: argparse.ArgumentParser, option: str, values: list, mode
     if len(values) not in (1, len(models)):
         parser.error(f"give one {option} or one per --model ({len(models)}), not {len(values)}")
     return values * len(models) if len(values) == 1 else values
-
-
-def held_out_normals(samples: list[Sample], channels: int, seed: int,
-                     val_fraction: float = TrainConfig.val_fraction) -> AnomalyDataModule:
-    """The held-out training normals of a run trained with `seed` (and `val_fraction`), at VALIDATION_SIZE
-    whatever the model's: the recipes paint defects of the same size in pixels of the same images for every
-    bundle (in the validation batches of every run, whose neighbours are the sources)."""
-    return AnomalyDataModule(samples, VALIDATION_SIZE, channels, val_fraction=val_fraction, seed=seed)
-
-
-@torch.no_grad()
-def recipe_aurocs(detector: Detector, datamodule: AnomalyDataModule, recipe: Recipe, draw: int) -> tuple[float, float]:
-    """(image AUROC, pixel AUROC) of the detector's scores and maps on one draw of `recipe` over the held-out
-    normals; a model of another input size scores them resized, its maps resized back."""
-    generator, rng = torch.Generator().manual_seed(VALIDATION_SEED + draw), np.random.default_rng(VALIDATION_SEED + draw)
-    scores, maps, masks = [], [], []
-    for batch in datamodule.val_dataloader():
-        damaged, mask = recipe(batch["image"], generator, rng)
-        batch_scores, batch_maps = detector.score_batch(resize(damaged, detector.config.image_size))
-        batch_maps = resize_map(batch_maps, tuple(damaged.shape[-2:]))
-        scores.append(batch_scores.numpy())
-        maps += list(batch_maps[:, 0].numpy())
-        masks += list(mask[:, 0].numpy() > 0)
-    has_defect = np.array([m.any() for m in masks])
-    return image_auroc(has_defect, np.concatenate(scores)), pixel_auroc(masks, maps)
-
-
-def mean_aurocs(detector: Detector, datamodule: AnomalyDataModule, recipe: Recipe, draws: int) -> np.ndarray:
-    """(image AUROC, pixel AUROC) of `recipe_aurocs`, averaged over draws 0 .. draws - 1."""
-    return np.mean([recipe_aurocs(detector, datamodule, recipe, draw) for draw in range(draws)], axis=0)
 
 
 def main() -> None:

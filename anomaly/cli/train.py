@@ -71,6 +71,7 @@ def train(
     from anomaly.cli.evaluate import run_evaluation
     from anomaly.cli.report import report_table
     from anomaly.config import TrainConfig
+    from anomaly.painted import summary
     from anomaly.training import SAMPLE_MANIFEST, train as run_training
 
     with user_errors():
@@ -89,6 +90,8 @@ def train(
     cal = result.calibration
     console.print(f"[bold green]trained[/] {cfg.model} in {result.train_seconds:.1f} s · image threshold "
                   f"{cal.image_threshold:.4g} ({cal.method}, {cal.n_images} normals, target FPR {cal.target_fpr})")
+    if line := summary(result.painted_aurocs):
+        console.print(line)
     if evaluate and any(s.split == "test" for s in result.samples):
         report = result.report or run_evaluation(str(result.bundle_path), cfg.data or str(SAMPLE_MANIFEST), "test",
                                                  cfg.batch_size)

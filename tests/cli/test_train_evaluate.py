@@ -1,6 +1,7 @@
 """`anomaly train` / `anomaly evaluate` as a user runs them: real processes, real files."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -32,6 +33,8 @@ def test_train_writes_a_bundle_and_reports_test_metrics(cli_bundle):
     config = json.loads((bundle / "config.json").read_text())
     assert config["name"] == "vae" and config["image_size"] == [32, 48] and config["latent_dim"] == 8
     assert "image AUROC" in result.stdout and "good + crack" in result.stdout
+    assert re.search(r"image / pixel AUROC: drawn [01]\.\d{3} / [01]\.\d{3}, thin [01]\.\d{3} / [01]\.\d{3}\.",
+                     result.stdout.replace("\n", ""))
     assert f"model bundle: {bundle}" in result.stdout.replace("\n", "")
 
 

@@ -43,14 +43,13 @@ from anomaly.models.draem.loss import draem_losses
 from anomaly.models.draem.torch_model import Draem
 from anomaly.metrics import image_auroc, pixel_auroc
 from anomaly.scoring import image_scores
-from anomaly.synthetic import SOURCES, synthesize
+from anomaly.synthetic import SOURCES, VALIDATION_SEED, synthesize
 
 DEFAULTS = {"crop": 128, "edge_crops": True, "seg_width": 16, "seg_depth": 4, "p_defect": 0.5, "p_line": 0.0,
             "p_shade": 0.2, "opacity": 0.3, "brightness": 0.0, "normalize": 0.0, "sources": "both",
             "schedule": "cosine", "stem": "none"}
 SCHEDULES = ("constant", "cosine")
 STEMS = ("none", "pool")
-VALIDATION_SEED = 20211011  # the fixed synthetic defects of the validation slice
 VALIDATIONS = 4  # per training run; each scores whole held-out images (on MTD at 256x256: half an epoch)
 
 

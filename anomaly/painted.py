@@ -1,0 +1,167 @@
+"""Drawn defects painted into held-out normal images: how well a trained model finds defects it never trained on.
+
+Independent of training's synthesis (anomaly/synthetic.py): anti-aliased strokes drawn with PIL, blurred by
+0.7 px and added to the image as a brightness shift. Two recipes, each giving half the images one defect:
+  drawn  a scratch (a polyline 2-4 px wide), a stain (an ellipse) or holes (small dark discs), equally likely
+  thin   a hairline crack: a polyline 1-2 px wide, brighter or darker by 0.1-0.3 grey levels
+Every model is validated on the same defects, painted at VALIDATION_SIZE into the held-out normals of its
+training seed (their scores resized to the model's input size, its maps back). On MTD, `drawn` ranks trained
+models like the test split's pixel AUROC does and `thin` follows its cracks (experiments/RESULTS.md, "Which
+validation tracks the test split"); the benchmarks choose settings on them, and training logs them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from itertools import islice
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFilter
+
+from anomaly.config import TrainConfig
+from anomaly.data import AnomalyDataModule, Sample, resize
+from anomaly.data.datamodule import VALIDATION_BATCH
+from anomaly.detector import Detector
+from anomaly.metrics import image_auroc, pixel_auroc
+from anomaly.scoring import resize_map
+from anomaly.synthetic import VALIDATION_SEED  # draw k of a recipe is seeded VALIDATION_SEED + k
+
+VALIDATION_SIZE = (256, 256)  # defects are painted at this size whatever a model's input size
+DRAWS = 5  # of each recipe, averaged
+MAX_IMAGES = 512  # of the held-out normals, the first (the pixels of all are ranked together: ~160 MB at 512)
+DRAWN_KINDS = ("scratch", "stain", "hole")
+
+Mark = Callable[[tuple[int, int], np.random.Generator, tuple[float, float]], tuple[np.ndarray, np.ndarray]]
+Recipe = Callable[[torch.Tensor, torch.Generator, np.random.Generator], tuple[torch.Tensor, torch.Tensor]]
+
+
+def wander(rng: np.random.Generator, start: tuple[float, float],
+           segments: tuple[int, int]) -> list[tuple[float, float]]:
+    """The points of a polyline from `start` (x, y), turning gently: segments 10-35 px long, as many as
+    `rng.integers(*segments)`."""
+    points, heading = [start], rng.uniform(0, 2 * np.pi)
+    for _ in range(int(rng.integers(*segments))):
+        heading += rng.uniform(-0.5, 0.5)
+        step = rng.uniform(10, 35)
+        points.append((points[-1][0] + step * np.cos(heading), points[-1][1] + step * np.sin(heading)))
+    return points
+
+
+def mark(shape: tuple[int, int], rng: np.random.Generator, kind: str,
+         centre: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """A `scratch`, `stain`, `hole` or `hairline` around `centre` (x, y) in an image of `shape` (H, W): the
+    brightness shift to add (H, W) float64 and the defect mask (H, W) bool, where the blurred stroke is at least
+    half strength (a quarter for a hairline, which stays under half where a 1 px line steps diagonally)."""
+    mask_img = Image.new("L", shape[::-1], 0)
+    draw = ImageDraw.Draw(mask_img)
+    cx, cy = centre
+    if kind == "scratch":
+        draw.line(wander(rng, centre, (2, 5)), fill=255, width=int(rng.integers(2, 5)))
+        shift = rng.choice([-1, 1]) * rng.uniform(0.2, 0.35)
+    elif kind == "stain":
+        a, b = rng.uniform(8, 30, 2)
+        draw.ellipse([cx - a, cy - b, cx + a, cy + b], fill=255)
+        shift = rng.choice([-1, 1]) * rng.uniform(0.08, 0.18)
+    elif kind == "hole":
+        for _ in range(int(rng.integers(1, 4))):
+            r = rng.uniform(2, 6)
+            x0, y0 = cx + rng.uniform(-20, 20), cy + rng.uniform(-20, 20)
+            draw.ellipse([x0 - r, y0 - r, x0 + r, y0 + r], fill=255)
+        shift = -rng.uniform(0.3, 0.45)
+    elif kind == "hairline":  # a crack: longer, thinner and fainter than a scratch
+        draw.line(wander(rng, centre, (3, 7)), fill=255, width=int(rng.integers(1, 3)))
+        shift = rng.choice([-1, 1]) * rng.uniform(0.1, 0.3)
+    else:
+        raise ValueError(f"cannot paint a {kind!r}: one of scratch, stain, hole, hairline")
+    soft = np.asarray(mask_img.filter(ImageFilter.GaussianBlur(0.7)), dtype=np.float64) / 255
+    return shift * soft, soft >= (0.25 if kind == "hairline" else 0.5)
+
+
+def paint(image: np.ndarray, rng: np.random.Generator, kind: str,
+          centre: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """`image` (H, W) in [0, 1] with a `mark` of `kind` added (clipped to [0, 1]), and its mask (H, W) bool."""
+    shift, mask = mark(image.shape, rng, kind, centre)
+    return np.clip(image + shift, 0, 1), mask
+
+
+def painted(marker: Mark) -> Recipe:
+    """A recipe that gives half the images of a (B, C, H, W) batch in [0, 1] one `marker(shape, rng, centre)`,
+    the same shift in every channel, `centre` (x, y) drawn away from the edges. Returns (damaged, masks
+    (B, 1, H, W) float)."""
+    def recipe(clean: torch.Tensor, generator: torch.Generator, rng: np.random.Generator
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        damaged, masks = clean.clone(), torch.zeros_like(clean[:, :1])
+        h, w = clean.shape[-2:]
+        for i in np.flatnonzero(rng.random(len(clean)) < 0.5):
+            centre = (rng.uniform(0.15 * w, 0.85 * w), rng.uniform(0.15 * h, 0.85 * h))
+            shift, mask = marker((h, w), rng, centre)
+            damaged[i] = torch.from_numpy(np.clip(clean[i].double().numpy() + shift, 0, 1))
+            masks[i, 0] = torch.from_numpy(mask)
+        return damaged, masks
+    return recipe
+
+
+RECIPES: dict[str, Recipe] = {
+    "drawn": painted(lambda shape, rng, centre: mark(shape, rng, str(rng.choice(DRAWN_KINDS)), centre)),
+    "thin": painted(lambda shape, rng, centre: mark(shape, rng, "hairline", centre)),
+}
+
+
+def held_out_normals(samples: Sequence[Sample], channels: int, seed: int,
+                     val_fraction: float = TrainConfig.val_fraction) -> AnomalyDataModule:
+    """The held-out training normals of a run trained with `seed` and `val_fraction`, at VALIDATION_SIZE, in the
+    fixed validation batches (anomaly.data.datamodule.VALIDATION_BATCH) whatever the training batch size."""
+    return AnomalyDataModule(list(samples), VALIDATION_SIZE, channels, val_fraction=val_fraction, seed=seed)
+
+
+@torch.no_grad()
+def recipe_aurocs(detector: Detector, datamodule: AnomalyDataModule, recipe: Recipe, draw: int) -> tuple[float, float]:
+    """(image AUROC, pixel AUROC) of the detector's scores and maps on draw `draw` of `recipe` over the held-out
+    normals (the first MAX_IMAGES), resized to its input size and its maps back; NaN for a draw without both a
+    clean and a damaged image."""
+    generator = torch.Generator().manual_seed(VALIDATION_SEED + draw)
+    rng = np.random.default_rng(VALIDATION_SEED + draw)
+    scores, maps, masks = [], [], []
+    for batch in islice(datamodule.val_dataloader(), math.ceil(MAX_IMAGES / VALIDATION_BATCH)):
+        damaged, mask = recipe(batch["image"].float(), generator, rng)
+        batch_scores, batch_maps = detector.score_batch(resize(damaged, detector.config.image_size))
+        batch_maps = resize_map(batch_maps.float().cpu(), tuple(damaged.shape[-2:]))
+        scores.append(batch_scores.float().cpu().numpy())
+        maps += list(batch_maps[:, 0].numpy())
+        masks += list(mask[:, 0].numpy() > 0)
+    has_defect = np.array([m.any() for m in masks])
+    if has_defect.all() or not has_defect.any():
+        return math.nan, math.nan
+    return image_auroc(has_defect, np.concatenate(scores)), pixel_auroc(masks, maps)
+
+
+def mean_aurocs(detector: Detector, datamodule: AnomalyDataModule, recipe: Recipe, draws: int = DRAWS) -> np.ndarray:
+    """(image AUROC, pixel AUROC) of `recipe_aurocs`, averaged over draws 0 .. draws - 1 (those with both
+    classes; NaN when none has)."""
+    values = np.array([recipe_aurocs(detector, datamodule, recipe, draw) for draw in range(draws)])
+    valid = ~np.isnan(values[:, 0])
+    return values[valid].mean(axis=0) if valid.any() else np.array([math.nan, math.nan])
+
+
+def painted_validation(detector: Detector, samples: Sequence[Sample], *, seed: int, val_fraction: float,
+                       draws: int = DRAWS) -> dict[str, float]:
+    """{"drawn_image_auroc", "drawn_pixel_auroc", "thin_image_auroc", "thin_pixel_auroc"}: each recipe's mean
+    over `draws` on the held-out normals of a run trained with `seed` and `val_fraction`. Empty when fewer
+    than two images are held out (no draw can have a clean and a damaged one)."""
+    datamodule = held_out_normals(samples, detector.config.channels, seed, val_fraction)
+    if len(datamodule.val_samples) < 2:
+        return {}
+    values = {}
+    for name, recipe in RECIPES.items():
+        image, pixel = mean_aurocs(detector, datamodule, recipe, draws)
+        values.update({f"{name}_image_auroc": float(image), f"{name}_pixel_auroc": float(pixel)})
+    return {k: v for k, v in values.items() if not math.isnan(v)}
+
+
+def summary(aurocs: dict[str, float]) -> str:
+    """`painted_validation`'s AUROCs in one line ("" when there are none)."""
+    cells = [f"{name} {aurocs[f'{name}_image_auroc']:.3f} / {aurocs[f'{name}_pixel_auroc']:.3f}"
+             for name in RECIPES if f"{name}_image_auroc" in aurocs]
+    return f"Painted defects in the held-out normals, image / pixel AUROC: {', '.join(cells)}." if cells else ""
