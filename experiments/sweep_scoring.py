@@ -91,7 +91,7 @@ def main() -> None:
     columns = "".join(f"| val {name} image AUROC | val {name} pixel AUROC " for name in args.validations)
     write_section(args.section, f"Test split of {args.data}; the same weights scored with other smoothing and "
                   f"image-score reductions and flipped views. Validation (chooses): the mean over {args.draws} draws of the "
-                  f"{', '.join(args.validations)} defects (experiments/validation_study.py) on the held-out training "
+                  f"{', '.join(args.validations)} defects (experiments/validation_study.py, anomaly/painted.py) on the held-out training "
                   f"normals; test: reported only.\n\n| bundle | smoothing sigma | image score | views {columns}"
                   "| image AUROC | pixel AUROC | AUPRO@0.3 |\n|" + "---|" * (7 + 2 * len(args.validations))
                   + "\n" + "\n".join(rows))
