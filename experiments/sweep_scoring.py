@@ -90,9 +90,9 @@ def main() -> None:
                                       fmt(report.image_auroc), fmt(report.pixel_auroc), fmt(report.aupro)]))
     columns = "".join(f"| val {name} image AUROC | val {name} pixel AUROC " for name in args.validations)
     write_section(args.section, f"Test split of {args.data}; the same weights scored with other smoothing and "
-                  f"image-score reductions and flipped views. Validation (chooses): the mean over {args.draws} draws of the "
-                  f"{', '.join(args.validations)} defects (experiments/validation_study.py, anomaly/painted.py) on the held-out training "
-                  f"normals; test: reported only.\n\n| bundle | smoothing sigma | image score | views {columns}"
+                  f"image-score reductions and flipped views. Validation (chooses): the mean over {args.draws} "
+                  f"draws of the {', '.join(args.validations)} defects (experiments/validation_study.py, "
+                  f"anomaly/painted.py) on the held-out training normals; test: reported only.\n\n| bundle | smoothing sigma | image score | views {columns}"
                   "| image AUROC | pixel AUROC | AUPRO@0.3 |\n|" + "---|" * (7 + 2 * len(args.validations))
                   + "\n" + "\n".join(rows))
 
