@@ -80,8 +80,17 @@ def log_plots(detector: Detector, samples: Sequence[Sample], scores: np.ndarray,
     tracking.log_figure(example_grid(_example_rows(detector, samples, scores)), "plots/examples.png")
 
 
+def promotion_criterion(report: MetricReport | None, painted_aurocs: dict[str, float]) -> tuple[str, float] | None:
+    """(metric, value) the promotion rule compares: the test image AUROC when there are labelled test images,
+    else the drawn defects' pixel AUROC (the first signal the benchmarks choose settings on)."""
+    if report is not None and report.image_auroc is not None:
+        return tracking.CRITERION, report.image_auroc
+    painted = painted_aurocs.get(tracking.FALLBACK_CRITERION.removeprefix("painted/"))
+    return None if painted is None else (tracking.FALLBACK_CRITERION, painted)
+
+
 def register(bundle: Path, example: Sample, *, name: str, experiment: str, run_id: str, promote: bool,
-             criterion: float | None, fingerprint: str) -> tracking.Registration:
+             criterion: tuple[str, float] | None, fingerprint: str) -> tracking.Registration:
     """Log the bundle as the run's model, register it under `name`, apply the promotion rule."""
     version = tracking.log_bundle(bundle, name, Path(example.image).read_bytes())
     promoted, reason = tracking.promote(name, version, force=promote, criterion=criterion, fingerprint=fingerprint)
@@ -130,6 +139,6 @@ def log_training(config: TrainConfig, result: TrainResult, *, run_id: str, exper
     log_plots(detector, shown, scores, report, {"image threshold": result.calibration.image_threshold})
     registration = register(result.bundle_path, result.val_samples[0], name=config.register_as or experiment,
                             experiment=experiment, run_id=run_id, promote=config.promote,
-                            criterion=report.image_auroc if report else None, fingerprint=fingerprint)
+                            criterion=promotion_criterion(report, result.painted_aurocs), fingerprint=fingerprint)
     describe(result.calibration, report, registration, summary(result.painted_aurocs))
     return dataclasses.replace(result, report=report, registration=registration)

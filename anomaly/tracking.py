@@ -36,6 +36,7 @@ from anomaly.provenance import dataset_fingerprint, git_commit  # noqa: F401 - p
 
 CHAMPION = "champion"
 CRITERION = "test/image_auroc"  # promotion criterion (higher is better), logged when labels exist
+FALLBACK_CRITERION = "painted/drawn_pixel_auroc"  # without labelled test images: painted defects (anomaly.painted)
 MODEL_ARTIFACT = "model"  # name of the logged model inside each run: runs:/<run_id>/model
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
 
@@ -191,9 +192,11 @@ def log_bundle(bundle: str | Path, register_as: str, example_image: bytes) -> st
     return str(info.registered_model_version)
 
 
-def promote(name: str, version: str, *, force: bool, criterion: float | None, fingerprint: str) -> tuple[bool, str]:
+def promote(name: str, version: str, *, force: bool, criterion: tuple[str, float] | None,
+            fingerprint: str) -> tuple[bool, str]:
     """Move `champion` to `version` when forced (--promote), when `name` has no champion yet, or when
-    `criterion` (test image AUROC) beats the champion's on the same dataset fingerprint."""
+    `criterion` (metric key, value: CRITERION, else FALLBACK_CRITERION) beats the champion run's value of the
+    same metric on the same dataset fingerprint."""
     mlflow_client = client()
     aliases = mlflow_client.get_registered_model(name).aliases
     current = aliases.get(CHAMPION)
@@ -201,14 +204,16 @@ def promote(name: str, version: str, *, force: bool, criterion: float | None, fi
         reason = "--promote" if force else f"first champion of {name}"
     else:
         run = mlflow_client.get_run(mlflow_client.get_model_version(name, current).run_id).data
-        best = run.metrics.get(CRITERION)
         if run.tags.get("dataset.fingerprint") != fingerprint:
             return False, f"champion v{current} was evaluated on other data; pass --promote to replace it"
         if criterion is None:
-            return False, f"no {CRITERION} to compare with champion v{current}; pass --promote to replace it"
-        if best is None or criterion <= best:
-            return False, f"{CRITERION} {criterion} does not beat champion v{current} ({best})"
-        reason = f"{CRITERION} {criterion:.4f} > {best:.4f} of v{current}"
+            return False, (f"no {CRITERION} or {FALLBACK_CRITERION} to compare with champion v{current}; "
+                           "pass --promote to replace it")
+        key, value = criterion
+        best = run.metrics.get(key)
+        if best is None or value <= best:
+            return False, f"{key} {value} does not beat champion v{current} ({best})"
+        reason = f"{key} {value:.4f} > {best:.4f} of v{current}"
     mlflow_client.set_registered_model_alias(name, CHAMPION, version)
     mlflow_client.set_model_version_tag(name, version, "promoted_because", reason)
     return True, reason

@@ -65,7 +65,9 @@ def train(
     register_as: Annotated[Optional[str], Opt(help="registered model name (default: the experiment)")] = None,
     promote: Annotated[Optional[bool], Opt("--promote", help="move the 'champion' alias to this version "
                                                              "(without it: only if it beats the champion's "
-                                                             "test image AUROC on the same data)")] = None,
+                                                             "test image AUROC on the same data, or without "
+                                                             "labelled test images its painted-defect pixel "
+                                                             "AUROC)")] = None,
 ) -> None:
     """Train on normal images, calibrate thresholds on held-out normals, write a model bundle."""
     from anomaly.cli.evaluate import run_evaluation

@@ -4,7 +4,9 @@ with the bundle on disk; the registry: aliases, versions, loading by URI, errors
 from __future__ import annotations
 
 import base64
+import csv
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,10 +20,14 @@ from typer.testing import CliRunner
 import anomaly
 from anomaly import tracking
 from anomaly.cli import app
+from anomaly.config import TrainConfig
 from anomaly.data import load_samples
 from anomaly.detector import Detector
 from anomaly.metrics import image_auroc
 from anomaly.painted import painted_validation, summary
+from anomaly.training import train
+from tests.conftest import SAMPLE_DIR, SAMPLE_MANIFEST
+from tests.tracking.conftest import TINY
 
 REPO = Path(__file__).parents[2]
 
@@ -124,11 +130,31 @@ def test_promotion_rule(run, mlflow_run):
     auroc, fingerprint = logged.data.metrics[tracking.CRITERION], logged.data.tags["dataset.fingerprint"]
     assert run.registration.promoted and "first champion" in run.registration.reason
     assert str(client.get_model_version_by_alias("tiny", "champion").version) == "1"
-    assert not tracking.promote("tiny", "1", force=False, criterion=auroc + 0.1, fingerprint="other")[0]
-    assert not tracking.promote("tiny", "1", force=False, criterion=auroc, fingerprint=fingerprint)[0]
+    painted = logged.data.metrics[tracking.FALLBACK_CRITERION]
+    for key, value in ((tracking.CRITERION, auroc), (tracking.FALLBACK_CRITERION, painted)):
+        assert not tracking.promote("tiny", "1", force=False, criterion=(key, value + 0.1), fingerprint="other")[0]
+        assert not tracking.promote("tiny", "1", force=False, criterion=(key, value), fingerprint=fingerprint)[0]
+        promoted, reason = tracking.promote("tiny", "1", force=False, criterion=(key, value + 0.001),
+                                            fingerprint=fingerprint)
+        assert promoted and reason.startswith(f"{key} {value + 0.001:.4f} > {value:.4f}")
     assert not tracking.promote("tiny", "1", force=False, criterion=None, fingerprint=fingerprint)[0]
-    assert tracking.promote("tiny", "1", force=False, criterion=auroc + 0.01, fingerprint=fingerprint)[0]
+    assert not tracking.promote("tiny", "1", force=False, criterion=("painted/missing", 1.0), fingerprint=fingerprint)[0]
     assert tracking.promote("tiny", "1", force=True, criterion=None, fingerprint="other") == (True, "--promote")
+
+
+def test_without_labelled_images_the_painted_defects_choose_the_champion(home, tmp_path):
+    folder = tmp_path / "normals"  # normal images only: no test split, so no test AUROC
+    folder.mkdir()
+    for row in [r for r in csv.DictReader(open(SAMPLE_MANIFEST)) if r["split"] == "train"][:16]:
+        shutil.copy(SAMPLE_DIR / row["image"], folder)
+    runs = [train(TrainConfig(data=str(folder), out=str(tmp_path / f"b{seed}"), experiment="normals-only",
+                              **{**TINY, "seed": seed}), progress=False) for seed in (0, 1)]
+    first, second = (r.registration for r in runs)
+    assert first.promoted and "first champion" in first.reason and runs[0].report is None
+    before, after = (r.painted_aurocs["drawn_pixel_auroc"] for r in runs)
+    assert second.promoted == (after > before) and second.reason.startswith(tracking.FALLBACK_CRITERION)
+    champion = tracking.client().get_model_version_by_alias("normals-only", "champion").version
+    assert str(champion) == str(second.version if after > before else first.version)
 
 
 def test_train_cli_passes_tracking_options(monkeypatch):
