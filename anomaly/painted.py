@@ -149,7 +149,8 @@ def painted_validation(detector: Detector, samples: Sequence[Sample], *, seed: i
                        draws: int = DRAWS) -> dict[str, float]:
     """{"drawn_image_auroc", "drawn_pixel_auroc", "thin_image_auroc", "thin_pixel_auroc"}: each recipe's mean
     over `draws` on the held-out normals of a run trained with `seed` and `val_fraction`. Empty when fewer
-    than two images are held out (no draw can have a clean and a damaged one)."""
+    than two images are held out; a recipe none of whose draws gave both a clean and a damaged image is left
+    out."""
     datamodule = held_out_normals(samples, detector.config.channels, seed, val_fraction)
     if len(datamodule.val_samples) < 2:
         return {}
