@@ -126,7 +126,8 @@ def _load(img: Image.Image, label: str) -> Image.Image:
     """Decode every pixel (truncation surfaces here) and apply EXIF orientation."""
     try:
         img.load()
-        return ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)  # in place: an upright image is not copied
+        return img
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError(
             f"{label}: image has too many pixels ({exc})", "too_many_pixels"
@@ -155,10 +156,10 @@ def _to_array(img: Image.Image, label: str) -> np.ndarray:
     """``img`` in any supported mode -> ``(C, H, W) float32`` in ``[0, 1]``, C in {1, 3}."""
     mode = img.mode
     if mode in ("1", "L", "LA", "La"):
-        grey = np.asarray(img.convert("L") if mode != "LA" else img.getchannel("L"))
-        arr = grey.astype(np.float32)[None] / np.float32(255)
+        grey = img if mode == "L" else img.getchannel("L") if mode == "LA" else img.convert("L")
+        arr = np.asarray(grey).astype(np.float32)[None] / np.float32(255)
     elif mode.startswith("I;16"):
-        arr = np.asarray(img).astype(np.float32)[None] / np.float32(65535)
+        arr = np.clip(np.asarray(img).astype(np.float32), 0.0, 65535.0)[None] / np.float32(65535)
     elif mode == "I":
         values = np.asarray(img).astype(np.float32)
         scale = 65535.0 if values.size and values.max() > 255 else 255.0
@@ -175,7 +176,7 @@ def _to_array(img: Image.Image, label: str) -> np.ndarray:
             f"{label}: unsupported mode {mode}; convert it to RGB or 8/16-bit greyscale",
             "unsupported_mode",
         )
-    return np.ascontiguousarray(np.clip(arr, 0.0, 1.0), dtype=np.float32)
+    return np.ascontiguousarray(arr, dtype=np.float32)  # every branch above is within [0, 1]
 
 
 def decode_image(
