@@ -58,6 +58,8 @@ def test_the_ui_serves_the_embedded_store_the_training_was_logged_to(ui, run):
     logged = rest(ui, "runs/get", run_id=run.registration.run_id)["run"]
     metrics = metrics_of(logged)
     assert metrics["calibration/image_threshold"] == pytest.approx(run.calibration.image_threshold)
+    assert {k: v for k, v in metrics.items() if k.startswith("painted/")} == pytest.approx(
+        {f"painted/{k}": v for k, v in run.painted_aurocs.items()}) and run.painted_aurocs
     assert logged["info"]["status"] == "FINISHED"
     history = rest(ui, "metrics/get-history", run_id=run.registration.run_id, metric_key="val/loss")["metrics"]
     assert [m["step"] for m in history] == [0, 1, 2]
@@ -109,7 +111,7 @@ def test_run_page_in_a_browser_lists_the_metrics(ui, run, tmp_path):
         experiment = rest(ui, "runs/get", run_id=run.registration.run_id)["run"]["info"]["experiment_id"]
         driver.get(f"{ui}/#/experiments/{experiment}/runs/{run.registration.run_id}")
         deadline = time.monotonic() + 60
-        wanted = ("calibration/image_threshold", "test/image_auroc", "train-ssim-ae")
+        wanted = ("calibration/image_threshold", "painted/drawn_pixel_auroc", "test/image_auroc", "train-ssim-ae")
         while time.monotonic() < deadline and not all(w in driver.page_source for w in wanted):
             time.sleep(0.5)
         shot = os.environ.get("ANOMALY_UI_SCREENSHOT") or str(tmp_path / "run-page.png")
