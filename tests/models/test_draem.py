@@ -165,6 +165,17 @@ def test_brightness_jitter_gives_each_image_one_gain_within_its_range():
         build_model(tiny(brightness=1.5))
 
 
+def test_flips_mirror_each_image_each_way_about_half_the_time():
+    ramp = torch.arange(48.0).view(1, 1, 6, 8).repeat(400, 1, 1, 1)  # every pixel distinct
+    generator = torch.Generator().manual_seed(0)
+    assert torch.equal(build_model(tiny())._flip(ramp, generator), ramp)  # default: off
+    flipped = build_model(tiny(flips=True))._flip(ramp, generator)
+    views = {dims: (flipped == (ramp.flip(dims) if dims else ramp)).flatten(1).all(1) for dims in
+             [(), (3,), (2,), (2, 3)]}
+    assert torch.stack(list(views.values())).sum(0).eq(1).all()  # each image is exactly one of the four views
+    assert all(70 <= int(v.sum()) <= 130 for v in views.values()), {k: int(v.sum()) for k, v in views.items()}
+
+
 def test_normalize_scales_each_image_to_one_grey_level_before_the_networks():
     torch.manual_seed(0)
     dim = 0.05 + 0.3 * torch.rand(2, 1, 32, 48)  # means about 0.2, no pixel above 0.35

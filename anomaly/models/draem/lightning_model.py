@@ -11,6 +11,7 @@ Options (`ModelConfig.options`, `anomaly train --option KEY=VALUE`), defaults in
   opacity     the lowest opacity a training defect is blended in at (each drawn from [opacity, 1]); lower
               teaches fainter defects
   brightness  each training crop times a gain drawn from [1 - brightness, 1 + brightness] (0: off)
+  flips       each training crop mirrored left-right, upside down, both or neither, equally likely (false: off)
   normalize   each image the networks see (scored, or a training or validation crop after its synthetic
               defect) scaled to this mean grey level, clipped to [0, 1] (0: off), so that a defect on a
               dark part has the contrast it would have on a bright one
@@ -46,7 +47,7 @@ from anomaly.scoring import image_scores
 from anomaly.synthetic import SOURCES, VALIDATION_SEED, synthesize
 
 DEFAULTS = {"crop": 128, "edge_crops": True, "seg_width": 16, "seg_depth": 4, "p_defect": 0.5, "p_line": 0.0,
-            "p_shade": 0.2, "opacity": 0.3, "brightness": 0.0, "normalize": 0.0, "sources": "both",
+            "p_shade": 0.2, "opacity": 0.3, "brightness": 0.0, "flips": False, "normalize": 0.0, "sources": "both",
             "schedule": "cosine", "stem": "none"}
 SCHEDULES = ("constant", "cosine")
 STEMS = ("none", "pool")
@@ -128,6 +129,15 @@ class DraemModel(ReconstructionModel):
         top, left = start(h), start(w)
         return x[..., top:top + size, left:left + size]
 
+    def _flip(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        """With `flips`, each image mirrored left-right and upside down, each with probability 1/2."""
+        if not self.options["flips"]:
+            return x
+        for dim in (3, 2):
+            chosen = torch.rand(len(x), generator=generator, device=generator.device) < 0.5
+            x = torch.where(chosen.to(x.device)[:, None, None, None], x.flip(dim), x)
+        return x
+
     def _jitter_brightness(self, x: Tensor, generator: torch.Generator) -> Tensor:
         """Each image times its own gain from [1 - brightness, 1 + brightness], clipped to [0, 1]."""
         spread = self.options["brightness"]
@@ -150,10 +160,10 @@ class DraemModel(ReconstructionModel):
         return self._normalize(clean, like=damaged), self._normalize(damaged)
 
     def training_defects(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """A training batch as the networks see it: (clean, damaged, mask), cropped, brightness-jittered
-        and given synthetic defects by the training options."""
+        """A training batch as the networks see it: (clean, damaged, mask), cropped, flipped,
+        brightness-jittered and given synthetic defects by the training options."""
         generator = self._generator(x.device)
-        clean = self._jitter_brightness(self._crop(x, generator), generator)
+        clean = self._jitter_brightness(self._flip(self._crop(x, generator), generator), generator)
         damaged, mask = synthesize(clean, generator=generator, p_defect=self.options["p_defect"],
                                    p_line=self.options["p_line"], p_shade=self.options["p_shade"],
                                    opacity=(self.options["opacity"], 1.0), sources=self.options["sources"])
