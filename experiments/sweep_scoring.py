@@ -1,12 +1,8 @@
-"""Scoring settings of trained draem bundles (map smoothing, image-score reduction, flipped views), without retraining.
+"""Scoring settings of trained draem bundles (map smoothing, image-score reduction), without retraining.
 
     python experiments/sweep_scoring.py --model /tmp/def/bench-draem --model /tmp/s1/bench-draem-normalize-0 --seed 0 1
     python experiments/sweep_scoring.py --model /tmp/tex/bench-draem-accuracy-textures \
         --data runs/data/textures/manifest.csv --section accuracy-textures-scoring
-    python experiments/sweep_scoring.py --model ... --sigmas 0 --reductions max --views none hflip flips4
-
---views: test-time augmentation, the maps of flipped copies of each image flipped back and averaged before the
-image score (`hflip`: the image and its mirror; `flips4`: also upside down, and both).
 
 For each bundle, smoothing sigma and reduction: validation on the held-out normals of training (given each
 run's training seed) with the defects of the --validations recipes of experiments/validation_study.py, each
@@ -20,11 +16,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
 import sys
 from pathlib import Path
-
-import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from benchmark import fmt, markdown_row  # noqa: E402
@@ -36,23 +29,7 @@ from anomaly.data import load_samples
 from anomaly.detector import Detector
 from anomaly.evaluation import evaluate
 from anomaly.painted import held_out_normals, mean_aurocs
-from anomaly.scoring import image_scores
 from validation_study import RECIPES, one_or_each  # noqa: E402
-
-VIEWS = {"none": [()], "hflip": [(), (3,)], "flips4": [(), (3,), (2,), (2, 3)]}  # flipped dims of each view
-
-
-def with_views(detector: Detector, views: list[tuple[int, ...]]) -> Detector:
-    """`detector`, its maps the mean over `views` of the maps of flipped copies, flipped back."""
-    if views == [()]:
-        return detector
-    score_batch, config = detector.score_batch, detector.config
-
-    def scored(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        maps = torch.stack([score_batch(batch.flip(dims))[1].flip(dims) for dims in views]).mean(0)
-        return image_scores(maps, config.score_reduction, config.topk), maps
-    detector.score_batch = scored
-    return detector
 
 
 def main() -> None:
@@ -68,7 +45,6 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=5,
                         help="synthetic-defect draws averaged (recipe: the first is training's)")
     parser.add_argument("--validations", nargs="+", choices=list(RECIPES), default=["drawn", "thin"])
-    parser.add_argument("--views", nargs="+", choices=list(VIEWS), default=["none"])
     args = parser.parse_args()
     seeds = one_or_each(parser, "--seed", args.seed, args.model)
     samples = load_samples(args.data)
@@ -77,23 +53,25 @@ def main() -> None:
     for path, seed in zip(args.model, seeds):
         trained = load_bundle(path)
         datamodule = held_out_normals(samples, trained.config.channels, seed)
-        for sigma, reduction, views in itertools.product(args.sigmas, args.reductions, args.views):
-            config = dataclasses.replace(trained.config, smoothing_sigma=sigma, score_reduction=reduction,
-                                         topk=args.topk)
-            bundle = Bundle(config, trained.state_dict, trained.calibration)  # test AUROCs need no threshold
-            detector = with_views(Detector(bundle), VIEWS[views])
-            val = [f"{value:.3f}" for name in args.validations
-                   for value in mean_aurocs(detector, datamodule, RECIPES[name], args.draws)]
-            report, _ = evaluate(detector, test)
-            image_score = reduction if reduction == "max" else f"top {args.topk:g}"
-            rows.append(markdown_row([f"{path} (seed {seed})", f"{sigma:g}", image_score, views, *val,
-                                      fmt(report.image_auroc), fmt(report.pixel_auroc), fmt(report.aupro)]))
+        for sigma in args.sigmas:
+            for reduction in args.reductions:
+                config = dataclasses.replace(trained.config, smoothing_sigma=sigma, score_reduction=reduction,
+                                             topk=args.topk)
+                bundle = Bundle(config, trained.state_dict, trained.calibration)  # test AUROCs need no threshold
+                detector = Detector(bundle)
+                val = [f"{value:.3f}" for name in args.validations
+                       for value in mean_aurocs(detector, datamodule, RECIPES[name], args.draws)]
+                report, _ = evaluate(detector, test)
+                image_score = reduction if reduction == "max" else f"top {args.topk:g}"
+                rows.append(markdown_row([f"{path} (seed {seed})", f"{sigma:g}", image_score, *val,
+                                          fmt(report.image_auroc), fmt(report.pixel_auroc), fmt(report.aupro)]))
     columns = "".join(f"| val {name} image AUROC | val {name} pixel AUROC " for name in args.validations)
     write_section(args.section, f"Test split of {args.data}; the same weights scored with other smoothing and "
-                  f"image-score reductions and flipped views. Validation (chooses): the mean over {args.draws} "
-                  f"draws of the {', '.join(args.validations)} defects (experiments/validation_study.py, "
-                  f"anomaly/painted.py) on the held-out training normals; test: reported only.\n\n| bundle | smoothing sigma | image score | views {columns}"
-                  "| image AUROC | pixel AUROC | AUPRO@0.3 |\n|" + "---|" * (7 + 2 * len(args.validations))
+                  f"image-score reductions. Validation (chooses): the mean over {args.draws} draws of the "
+                  f"{', '.join(args.validations)} defects (experiments/validation_study.py, anomaly/painted.py) on "
+                  "the held-out training normals; test: reported only.\n\n"
+                  f"| bundle | smoothing sigma | image score {columns}"
+                  "| image AUROC | pixel AUROC | AUPRO@0.3 |\n|" + "---|" * (6 + 2 * len(args.validations))
                   + "\n" + "\n".join(rows))
 
 

@@ -2,8 +2,9 @@
 
     python experiments/sweep_views.py --model /tmp/r128/bench-draem-image-size-128 --seed 0
 
-Each bundle is scored with its saved settings under every --view below; the map of a view with several
-inputs is the mean of their maps (each mapped back), the image score is reduced from that mean as saved:
+Each bundle is scored with its saved settings (or at --sigma) under every --view below; the map of a view
+with several inputs is the mean of their maps (each mapped back), the image score is reduced from that mean
+as saved:
   plain   the bundle as trained
   hflip   the image and its left-right mirror
   flips   the image and its three mirrors (left-right, up-down, both)
@@ -57,9 +58,9 @@ class Views(torch.nn.Module):
         return torch.stack(maps).mean(0)
 
 
-def viewed(trained: Bundle, view: str) -> Detector:
-    """A detector that scores `trained` under `view` (one of FLIPS)."""
-    config = trained.config
+def viewed(trained: Bundle, view: str, sigma: float | None = None) -> Detector:
+    """A detector that scores `trained` under `view` (one of FLIPS), its map smoothed at `sigma` (None: as saved)."""
+    config = trained.config if sigma is None else dataclasses.replace(trained.config, smoothing_sigma=sigma)
     if view in ("double", "scales"):
         config = dataclasses.replace(config, image_size=tuple(2 * side for side in config.image_size))
     detector = Detector(Bundle(config, trained.state_dict, trained.calibration), device="cpu")
@@ -76,6 +77,7 @@ def main() -> None:
     parser.add_argument("--views", nargs="+", choices=list(FLIPS), default=list(FLIPS))
     parser.add_argument("--defects", nargs="*", default=["crack", "uneven"], help="test per-defect columns")
     parser.add_argument("--draws", type=int, default=5)
+    parser.add_argument("--sigma", type=float, default=None, help="map smoothing for every bundle (default: as saved)")
     parser.add_argument("--section", default="accuracy-views", help="RESULTS.md section")
     args = parser.parse_args()
     if len(args.seed) != len(args.model):
@@ -87,7 +89,7 @@ def main() -> None:
         trained = load_bundle(path)
         datamodule = held_out_normals(samples, trained.config.channels, seed)
         for view in args.views:
-            detector = viewed(trained, view)
+            detector = viewed(trained, view, args.sigma)
             val = [value for name in VALIDATIONS
                    for value in mean_aurocs(detector, datamodule, RECIPES[name], args.draws)]
             report, _ = evaluate(detector, test)
@@ -98,7 +100,8 @@ def main() -> None:
     columns = "".join(f" val {name} image AUROC | val {name} pixel AUROC |" for name in VALIDATIONS)
     defects = "".join(f" {d} image AUROC |" for d in args.defects)
     write_section(args.section, (
-        f"Test split of {args.data}; the same weights scored under test-time views (experiments/sweep_views.py). "
+        f"Test split of {args.data}; the same weights scored under test-time views (experiments/sweep_views.py)"
+        f"{'' if args.sigma is None else f', maps smoothed at sigma {args.sigma:g}'}. "
         f"Validation (chooses): the mean over {args.draws} draws of the drawn and thin defects "
         "(experiments/validation_study.py) on the held-out training normals; test: reported only; img/s: "
         "end to end on this busy-or-not CPU, for scale only.\n\n"
