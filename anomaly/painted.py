@@ -125,7 +125,7 @@ def recipe_aurocs(detector: Detector, datamodule: AnomalyDataModule, recipe: Rec
     rng = np.random.default_rng(VALIDATION_SEED + draw)
     scores, maps, masks = [], [], []
     for batch in islice(datamodule.val_dataloader(), math.ceil(MAX_IMAGES / VALIDATION_BATCH)):
-        damaged, mask = recipe(batch["image"].float(), generator, rng)
+        damaged, mask = recipe(batch["image"], generator, rng)
         batch_scores, batch_maps = detector.score_batch(resize(damaged, detector.config.image_size))
         batch_maps = resize_map(batch_maps.float().cpu(), tuple(damaged.shape[-2:]))
         scores.append(batch_scores.float().cpu().numpy())
