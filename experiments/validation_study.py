@@ -24,6 +24,10 @@ Recipes (fixed before measuring; none reads the test split):
           anomaly/painted.py's `hairline`, a polyline of 3-6 segments 10-35 px long, 1-2 px wide at 256x256,
           brighter or darker by 0.1-0.3 grey levels, labelled where the blurred line is at least a quarter
           strength
+  soft    fainter, larger and soft-edged (added 2026-12-01 because drawn saturates at 0.997-0.998 and, at
+          128x128, rewarded an unsmoothed map where the test did not; fixed before any bundle was scored on
+          it): drawn's marks blurred by a further Gaussian of 2 px and at half their shift, labelled where
+          the blurred mark is at least half its own peak
 Rewrites its --section of experiments/RESULTS.md.
 """
 
@@ -47,7 +51,7 @@ from anomaly.data import load_samples
 from anomaly.detector import Detector
 from anomaly.evaluation import evaluate
 from anomaly.painted import RECIPES as PAINTED
-from anomaly.painted import Recipe, held_out_normals, mean_aurocs, painted
+from anomaly.painted import DRAWN_KINDS, Recipe, held_out_normals, mark, mean_aurocs, painted
 from anomaly.synthetic import synthesize
 
 
@@ -61,12 +65,20 @@ def paint_broad(shape: tuple[int, int], rng: np.random.Generator, centre: tuple[
     return shift * soft, soft >= 0.5
 
 
+def paint_soft(shape: tuple[int, int], rng: np.random.Generator, centre: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """One of drawn's marks, blurred by a further 2 px and at half its shift: its brightness shift and mask."""
+    shift, _ = mark(shape, rng, str(rng.choice(DRAWN_KINDS)), centre)
+    blurred = ndimage.gaussian_filter(shift, 2.0)
+    return 0.5 * blurred, np.abs(blurred) >= 0.5 * np.abs(blurred).max()
+
+
 RECIPES: dict[str, Recipe] = {
     "recipe": lambda clean, g, rng: synthesize(clean, generator=g, p_defect=0.5, p_line=1 / 3),
     "faint": lambda clean, g, rng: synthesize(clean, generator=g, p_defect=0.5, p_line=1 / 3, opacity=(0.1, 0.35)),
     "drawn": PAINTED["drawn"],
     "broad": painted(paint_broad),
     "thin": PAINTED["thin"],
+    "soft": painted(paint_soft),
 }
 
 
