@@ -1,10 +1,11 @@
-"""`evaluate`: a Detector on labelled images -> image AUROC, pixel AUROC, AUPRO, F1, per defect type."""
+"""`evaluate`: a Detector on labelled images -> image AUROC, pixel AUROC, AUPRO, F1, per defect type; the false
+alarms on the normal images and, when asked, painted defects found in them (useful with normal images alone)."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -12,6 +13,7 @@ import numpy as np
 from anomaly.data import Sample, decode_mask
 from anomaly.detector import Detector, Prediction
 from anomaly.metrics import aupro, f1_at_threshold, f1_optimal_threshold, image_auroc, pixel_auroc
+from anomaly.painted import normal_batches, painted_aurocs
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,9 @@ class MetricReport:
     per_defect: dict[str, dict[str, Any]]
     images_per_second: float  # decode + preprocess + inference + upsampling, end to end
     seconds: float
+    false_alarm_rate: float | None = None  # of the normal images, those scoring at or above the threshold
+    target_fpr: float | None = None  # the false-alarm rate the threshold was calibrated for
+    painted: dict[str, float] = field(default_factory=dict)  # anomaly.painted's AUROCs on the normal images
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -49,11 +54,14 @@ def _metrics(labels: np.ndarray, scores: np.ndarray, masks: list, maps: list) ->
 
 
 def evaluate(detector: Detector, samples: Sequence[Sample], *, batch_size: int = 16,
-             on_batch: Callable[[int], None] | None = None) -> tuple[MetricReport, list[Prediction]]:
+             on_batch: Callable[[int], None] | None = None, painted: bool = False
+             ) -> tuple[MetricReport, list[Prediction]]:
     """Score `samples` (usually the test split) and compute every metric at the images' own sizes.
 
     Masks: an anomalous image without a mask is left out of the pixel metrics; normal images count
-    as all-normal pixels. `on_batch(n)` is called after each batch (progress bars)."""
+    as all-normal pixels. `on_batch(n)` is called after each batch (progress bars). With `painted`, the
+    defects of anomaly.painted are also painted into the normal images and found again (a check on new
+    normal images that needs no labelled defect)."""
     if not samples:
         raise ValueError("nothing to evaluate: the data has no test images (split 'test')")
     masks = [decode_mask(s.mask) if s.mask else None for s in samples]  # before scoring: a bad mask fails fast
@@ -78,6 +86,8 @@ def evaluate(detector: Detector, samples: Sequence[Sample], *, batch_size: int =
     overall = _metrics(labels, scores, masks, maps)
     has_anomalies = bool(labels.any())
     best_threshold, best_f1 = f1_optimal_threshold(labels, scores) if has_anomalies else (None, None)
+    normal_scores = scores[labels == 0]
+    normals = [s for s in samples if s.label == 0]
     per_defect = {}
     for defect in sorted({s.defect for s in samples if s.label == 1}):
         keep = [i for i, s in enumerate(samples) if s.label == 0 or s.defect == defect]
@@ -87,5 +97,7 @@ def evaluate(detector: Detector, samples: Sequence[Sample], *, batch_size: int =
         f1=f1_at_threshold(labels, scores, threshold) if has_anomalies else None, threshold=threshold,
         f1_optimal=best_f1, f1_optimal_threshold=best_threshold, n_normal=int((labels == 0).sum()),
         n_anomalous=int(labels.sum()), per_defect=per_defect, images_per_second=len(samples) / seconds,
-        seconds=seconds)
+        seconds=seconds, false_alarm_rate=float((normal_scores >= threshold).mean()) if normals else None,
+        target_fpr=detector.calibration.target_fpr,
+        painted=painted_aurocs(detector, normal_batches(normals, detector.config.channels)) if painted else {})
     return report, predictions

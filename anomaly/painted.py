@@ -19,9 +19,10 @@ from itertools import islice
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
+from torch.utils.data import DataLoader
 
 from anomaly.config import TrainConfig
-from anomaly.data import AnomalyDataModule, Sample, resize
+from anomaly.data import AnomalyDataModule, ImageDataset, Sample, resize
 from anomaly.data.datamodule import VALIDATION_BATCH
 from anomaly.detector import Detector
 from anomaly.metrics import image_auroc, pixel_auroc
@@ -109,22 +110,28 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
+def normal_batches(samples: Sequence[Sample], channels: int) -> DataLoader:
+    """Normal `samples` at VALIDATION_SIZE in batches of VALIDATION_BATCH, in order: what the recipes paint into."""
+    return DataLoader(ImageDataset(samples, VALIDATION_SIZE, channels), batch_size=VALIDATION_BATCH)
+
+
 def held_out_normals(samples: Sequence[Sample], channels: int, seed: int,
-                     val_fraction: float = TrainConfig.val_fraction) -> AnomalyDataModule:
-    """The held-out training normals of a run trained with `seed` and `val_fraction`, at VALIDATION_SIZE, in the
-    fixed validation batches (anomaly.data.datamodule.VALIDATION_BATCH) whatever the training batch size."""
-    return AnomalyDataModule(list(samples), VALIDATION_SIZE, channels, val_fraction=val_fraction, seed=seed)
+                     val_fraction: float = TrainConfig.val_fraction) -> DataLoader:
+    """`normal_batches` of the held-out training normals of a run trained with `seed` and `val_fraction`: the
+    same batches as its datamodule's validation whatever the training batch size."""
+    held_out = AnomalyDataModule(list(samples), VALIDATION_SIZE, channels, val_fraction=val_fraction, seed=seed)
+    return normal_batches(held_out.val_samples, channels)
 
 
 @torch.no_grad()
-def recipe_aurocs(detector: Detector, datamodule: AnomalyDataModule, recipe: Recipe, draw: int) -> tuple[float, float]:
-    """(image AUROC, pixel AUROC) of the detector's scores and maps on draw `draw` of `recipe` over the held-out
-    normals (the first MAX_IMAGES), resized to its input size and its maps back; NaN for a draw without both a
-    clean and a damaged image."""
+def recipe_aurocs(detector: Detector, normals: DataLoader, recipe: Recipe, draw: int) -> tuple[float, float]:
+    """(image AUROC, pixel AUROC) of the detector's scores and maps on draw `draw` of `recipe` over the batches
+    of `normals` (the first MAX_IMAGES), resized to its input size and its maps back; NaN for a draw without
+    both a clean and a damaged image."""
     generator = torch.Generator().manual_seed(VALIDATION_SEED + draw)
     rng = np.random.default_rng(VALIDATION_SEED + draw)
     scores, maps, masks = [], [], []
-    for batch in islice(datamodule.val_dataloader(), math.ceil(MAX_IMAGES / VALIDATION_BATCH)):
+    for batch in islice(normals, math.ceil(MAX_IMAGES / VALIDATION_BATCH)):
         damaged, mask = recipe(batch["image"], generator, rng)
         batch_scores, batch_maps = detector.score_batch(resize(damaged, detector.config.image_size))
         batch_maps = resize_map(batch_maps.float().cpu(), tuple(damaged.shape[-2:]))
@@ -137,32 +144,35 @@ def recipe_aurocs(detector: Detector, datamodule: AnomalyDataModule, recipe: Rec
     return image_auroc(has_defect, np.concatenate(scores)), pixel_auroc(masks, maps)
 
 
-def mean_aurocs(detector: Detector, datamodule: AnomalyDataModule, recipe: Recipe, draws: int = DRAWS) -> np.ndarray:
+def mean_aurocs(detector: Detector, normals: DataLoader, recipe: Recipe, draws: int = DRAWS) -> np.ndarray:
     """(image AUROC, pixel AUROC) of `recipe_aurocs`, averaged over draws 0 .. draws - 1 (those with both
     classes; NaN when none has)."""
-    values = np.array([recipe_aurocs(detector, datamodule, recipe, draw) for draw in range(draws)])
+    values = np.array([recipe_aurocs(detector, normals, recipe, draw) for draw in range(draws)])
     valid = ~np.isnan(values[:, 0])
     return values[valid].mean(axis=0) if valid.any() else np.array([math.nan, math.nan])
 
 
-def painted_validation(detector: Detector, samples: Sequence[Sample], *, seed: int, val_fraction: float,
-                       draws: int = DRAWS) -> dict[str, float]:
+def painted_aurocs(detector: Detector, normals: DataLoader, draws: int = DRAWS) -> dict[str, float]:
     """{"drawn_image_auroc", "drawn_pixel_auroc", "thin_image_auroc", "thin_pixel_auroc"}: each recipe's mean
-    over `draws` on the held-out normals of a run trained with `seed` and `val_fraction`. Empty when fewer
-    than two images are held out; a recipe none of whose draws gave both a clean and a damaged image is left
-    out."""
-    datamodule = held_out_normals(samples, detector.config.channels, seed, val_fraction)
-    if len(datamodule.val_samples) < 2:
+    over `draws` on the batches of `normals`. Empty for fewer than two images; a recipe none of whose draws
+    gave both a clean and a damaged image is left out."""
+    if len(normals.dataset) < 2:
         return {}
     values = {}
     for name, recipe in RECIPES.items():
-        image, pixel = mean_aurocs(detector, datamodule, recipe, draws)
+        image, pixel = mean_aurocs(detector, normals, recipe, draws)
         values.update({f"{name}_image_auroc": float(image), f"{name}_pixel_auroc": float(pixel)})
     return {k: v for k, v in values.items() if not math.isnan(v)}
 
 
-def summary(aurocs: dict[str, float]) -> str:
-    """`painted_validation`'s AUROCs in one line ("" when there are none)."""
+def painted_validation(detector: Detector, samples: Sequence[Sample], *, seed: int, val_fraction: float,
+                       draws: int = DRAWS) -> dict[str, float]:
+    """`painted_aurocs` on the held-out normals of a run trained on `samples` with `seed` and `val_fraction`."""
+    return painted_aurocs(detector, held_out_normals(samples, detector.config.channels, seed, val_fraction), draws)
+
+
+def summary(aurocs: dict[str, float], where: str = "the held-out normals") -> str:
+    """`painted_aurocs` in one line ("" when there are none), painted into `where`."""
     cells = [f"{name} {aurocs[f'{name}_image_auroc']:.3f} / {aurocs[f'{name}_pixel_auroc']:.3f}"
              for name in RECIPES if f"{name}_image_auroc" in aurocs]
-    return f"Painted defects in the held-out normals, image / pixel AUROC: {', '.join(cells)}." if cells else ""
+    return f"Painted defects in {where}, image / pixel AUROC: {', '.join(cells)}." if cells else ""

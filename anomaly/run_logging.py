@@ -41,7 +41,8 @@ def log_calibration(calibration: Calibration) -> None:
 
 def report_metrics(report: MetricReport) -> dict[str, float | None]:
     """`test/<metric>` overall and `test/<defect>/<metric>` per defect type."""
-    keys = ("image_auroc", "pixel_auroc", "aupro", "f1", "f1_optimal", "f1_optimal_threshold", "images_per_second")
+    keys = ("image_auroc", "pixel_auroc", "aupro", "f1", "f1_optimal", "f1_optimal_threshold", "false_alarm_rate",
+            "images_per_second")
     values = {f"test/{k}": getattr(report, k) for k in keys}
     for defect, metrics in report.per_defect.items():
         values.update({f"test/{defect}/{k}": v for k, v in metrics.items() if k != "n"})

@@ -52,7 +52,7 @@ def main() -> None:
     rows = []
     for path, seed in zip(args.model, seeds):
         trained = load_bundle(path)
-        datamodule = held_out_normals(samples, trained.config.channels, seed)
+        normals = held_out_normals(samples, trained.config.channels, seed)
         for sigma in args.sigmas:
             for reduction in args.reductions:
                 config = dataclasses.replace(trained.config, smoothing_sigma=sigma, score_reduction=reduction,
@@ -60,7 +60,7 @@ def main() -> None:
                 bundle = Bundle(config, trained.state_dict, trained.calibration)  # test AUROCs need no threshold
                 detector = Detector(bundle)
                 val = [f"{value:.3f}" for name in args.validations
-                       for value in mean_aurocs(detector, datamodule, RECIPES[name], args.draws)]
+                       for value in mean_aurocs(detector, normals, RECIPES[name], args.draws)]
                 report, _ = evaluate(detector, test)
                 image_score = reduction if reduction == "max" else f"top {args.topk:g}"
                 rows.append(markdown_row([f"{path} (seed {seed})", f"{sigma:g}", image_score, *val,

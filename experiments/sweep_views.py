@@ -87,11 +87,11 @@ def main() -> None:
     rows = []
     for path, seed in zip(args.model, args.seed):
         trained = load_bundle(path)
-        datamodule = held_out_normals(samples, trained.config.channels, seed)
+        normals = held_out_normals(samples, trained.config.channels, seed)
         for view in args.views:
             detector = viewed(trained, view, args.sigma)
             val = [value for name in VALIDATIONS
-                   for value in mean_aurocs(detector, datamodule, RECIPES[name], args.draws)]
+                   for value in mean_aurocs(detector, normals, RECIPES[name], args.draws)]
             report, _ = evaluate(detector, test)
             per_defect = [report.per_defect[d]["image_auroc"] for d in args.defects]
             rows.append(markdown_row([f"{path} (seed {seed})", view, *map(fmt, val), fmt(report.image_auroc),

@@ -113,10 +113,10 @@ def main() -> None:
         trained = load_bundle(path)
         config = dataclasses.replace(trained.config, smoothing_sigma=sigma)
         detector = Detector(Bundle(config, trained.state_dict, trained.calibration), device="cpu")
-        datamodule = held_out_normals(samples, config.channels, seed)
+        normals = held_out_normals(samples, config.channels, seed)
         values = []
         for name in recipes:
-            values += list(mean_aurocs(detector, datamodule, RECIPES[name], args.draws))
+            values += list(mean_aurocs(detector, normals, RECIPES[name], args.draws))
         report, _ = evaluate(detector, test)
         values += [report.image_auroc, report.pixel_auroc, report.aupro]
         values += [report.per_defect[defect]["image_auroc"] for defect in args.defect]

@@ -9,8 +9,9 @@ from anomaly.cli.app import app, console, fail, user_errors
 
 
 def run_evaluation(model_uri: str, data: str, split: str, batch_size: int, progress: bool = True,
-                   backend: str = "torch"):
-    """Load the model, score `split` of `data`, return the report (shared by train and evaluate)."""
+                   backend: str = "torch", painted: bool | None = False):
+    """Load the model, score `split` of `data`, return the report (shared by train and evaluate). `painted`:
+    paint defects into the normal images too (None: when the split has no anomalous image)."""
     from rich.progress import Progress
 
     from anomaly.data import load_samples
@@ -18,13 +19,16 @@ def run_evaluation(model_uri: str, data: str, split: str, batch_size: int, progr
     from anomaly.evaluation import evaluate
 
     detector = Detector.load(model_uri, backend=backend)
-    samples = [s for s in load_samples(data) if s.split == split]
+    everything = load_samples(data)
+    samples = [s for s in everything if s.split == split]
     if not samples:
-        fail(f"{data} has no images in split {split!r}; use --split to choose another")
+        splits = sorted({s.split for s in everything})
+        fail(f"{data} has no images in split {split!r} (its splits: {', '.join(splits)}; a plain folder's images are "
+             f"all 'train'); use --split {splits[0]}")
     with Progress(console=console, disable=not progress, transient=True) as bar:
         task = bar.add_task("scoring", total=len(samples))
-        report, _ = evaluate(detector, samples, batch_size=batch_size,
-                             on_batch=lambda n: bar.advance(task, n))
+        report, _ = evaluate(detector, samples, batch_size=batch_size, on_batch=lambda n: bar.advance(task, n),
+                             painted=not any(s.label for s in samples) if painted is None else painted)
     return report
 
 
@@ -37,14 +41,20 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of a table")] = False,
     backend: Annotated[str, typer.Option(help="torch, or onnxruntime (a bundle is exported at load; an "
                                                "`anomaly export` folder is run as is)")] = "torch",
+    painted: Annotated[bool | None, typer.Option(
+        "--painted/--no-painted", help="also paint scratches, stains, holes and hairline cracks into the normal "
+                                       "images and report how well the model finds them (default: only when "
+                                       "the split has no anomalous image)", show_default=False)] = None,
 ) -> None:
-    """Image AUROC, pixel AUROC, AUPRO (FPR <= 0.3) and F1 at the calibrated threshold, per defect type."""
+    """Image AUROC, pixel AUROC, AUPRO (FPR <= 0.3) and F1 at the calibrated threshold, per defect type; the
+    false alarms on the normal images. On normal images alone (e.g. new ones, to check for drift): the false
+    alarms, and painted defects found in them."""
     from anomaly.cli.report import report_table
     from anomaly.training import SAMPLE_MANIFEST
 
     with user_errors():
         report = run_evaluation(model, data or str(SAMPLE_MANIFEST), split, batch_size, progress=not as_json,
-                                backend=backend)
+                                backend=backend, painted=painted)
     if as_json:
         print(json.dumps(report.to_dict()))
     else:

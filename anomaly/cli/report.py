@@ -3,6 +3,7 @@
 from rich.table import Table
 
 from anomaly.evaluation import MetricReport
+from anomaly.painted import summary
 
 
 def _fmt(value: float | None) -> str:
@@ -18,7 +19,12 @@ def report_table(report: MetricReport, title: str = "Evaluation") -> Table:
     for defect, m in report.per_defect.items():
         table.add_row(f"good + {defect}", str(m["n"]), _fmt(m["image_auroc"]), _fmt(m["pixel_auroc"]),
                       _fmt(m["aupro"]), "")
-    table.caption = (f"threshold {report.threshold:.4g} (F1-optimal {_fmt(report.f1_optimal_threshold)} "
-                     f"-> F1 {_fmt(report.f1_optimal)}) · {report.images_per_second:.1f} images/s end to end "
-                     f"· {report.seconds:.1f} s")
+    caption = [f"threshold {report.threshold:.4g} (F1-optimal {_fmt(report.f1_optimal_threshold)} "
+               f"-> F1 {_fmt(report.f1_optimal)}) · {report.images_per_second:.1f} images/s end to end "
+               f"· {report.seconds:.1f} s"]
+    if report.false_alarm_rate is not None:
+        caption.append(f"false alarms: {report.false_alarm_rate:.1%} of the {report.n_normal} normal images "
+                       f"(the threshold was calibrated for {report.target_fpr:.1%})")
+    caption.append(summary(report.painted, where="the normal images"))
+    table.caption = "\n".join(line for line in caption if line)
     return table

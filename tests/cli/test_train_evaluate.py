@@ -2,11 +2,12 @@
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
-
 from sklearn.metrics import roc_auc_score
 
 
@@ -50,6 +51,44 @@ def test_evaluate_json_matches_an_independent_auroc(cli_bundle, trained):
     test = [s for s in trained.samples if s.split == "test"]
     scores = [p.score for p in Detector.load(bundle).predict([s.image for s in test])]
     assert report["image_auroc"] == pytest.approx(roc_auc_score([s.label for s in test], scores))
+    normal_scores = np.array([score for s, score in zip(test, scores) if s.label == 0])
+    assert report["false_alarm_rate"] == pytest.approx((normal_scores >= report["threshold"]).mean())
+    assert report["target_fpr"] == 0.01 and report["painted"] == {}  # labelled data: painted only when asked
+
+
+def test_evaluate_on_normal_images_alone_reports_false_alarms_and_painted_defects(cli_bundle, trained, tmp_path):
+    """A folder of new normal images (read as split 'train'): no AUROC to compute, so the false alarms at the
+    threshold and the painted defects found in them are what tells a user whether the model still fits."""
+    from anomaly.data import scan_folder
+    from anomaly.detector import Detector
+    from anomaly.painted import normal_batches, painted_aurocs
+
+    bundle, _ = cli_bundle
+    for i, sample in enumerate(s for s in trained.samples if s.split == "test" and s.label == 0):
+        shutil.copy(sample.image, tmp_path / f"new-{i}{sample.image.suffix}")
+    missing = anomaly("evaluate", "--model", str(bundle), "--data", str(tmp_path))
+    assert missing.returncode == 2 and "use --split train" in missing.stderr
+
+    result = anomaly("evaluate", "--model", str(bundle), "--data", str(tmp_path), "--split", "train", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["n_normal"] == 8 and report["n_anomalous"] == 0 and report["image_auroc"] is None
+    detector = Detector.load(bundle)
+    samples = scan_folder(tmp_path)
+    scores = np.array([p.score for p in detector.predict([s.image for s in samples])])
+    assert report["false_alarm_rate"] == pytest.approx((scores >= report["threshold"]).mean())
+    assert report["painted"] == pytest.approx(painted_aurocs(detector, normal_batches(samples, detector.config.channels)))
+    assert set(report["painted"]) == {"drawn_image_auroc", "drawn_pixel_auroc", "thin_image_auroc", "thin_pixel_auroc"}
+
+    table = anomaly("evaluate", "--model", str(bundle), "--data", str(tmp_path), "--split", "train").stdout
+    table = " ".join(table.split())
+    assert f"false alarms: {report['false_alarm_rate']:.1%} of the 8 normal images (the threshold was calibrated " \
+           "for 1.0%)" in table
+    assert "Painted defects in the normal images" in table
+    assert f"drawn {report['painted']['drawn_image_auroc']:.3f} / {report['painted']['drawn_pixel_auroc']:.3f}" in table
+    skipped = anomaly("evaluate", "--model", str(bundle), "--data", str(tmp_path), "--split", "train", "--json",
+                      "--no-painted")
+    assert json.loads(skipped.stdout)["painted"] == {}
 
 
 def test_bad_arguments_give_a_clear_error_not_a_traceback(tmp_path):

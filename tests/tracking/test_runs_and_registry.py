@@ -63,6 +63,8 @@ def test_a_training_run_carries_params_losses_calibration_tests_plots_and_tags(h
     scores = [p.score for p in Detector.load(run.bundle_path).predict([s.image for s in test])]
     assert metrics["test/image_auroc"] == pytest.approx(image_auroc([s.label for s in test], scores))
     assert {"test/pixel_auroc", "test/aupro", "test/f1"} <= set(metrics)
+    normal_scores = np.array([score for s, score in zip(test, scores) if s.label == 0])
+    assert metrics["test/false_alarm_rate"] == pytest.approx((normal_scores >= calibration["image_threshold"]).mean())
     assert any(k.startswith("test/") and k.count("/") == 2 for k in metrics)  # per defect type
     assert any(k.startswith("system/cpu") for k in metrics)
     artifacts = {a.path for a in client.list_artifacts(logged.info.run_id, "plots")}
