@@ -96,7 +96,6 @@ def main() -> None:
                                   f"{train.shape[1]} x {train.shape[2]}x{train.shape[3]}",
                                   fmt(image_auroc(labels, own)), fmt(image_auroc(labels, knn)),
                                   fmt(image_auroc(labels, both)), per_defect(test, knn)]))
-        print(rows[-1], flush=True)
     write_section(args.section, (
         f"Test split of {args.data}, a screen (the test is read; nothing is chosen from it). kNN: the farthest "
         f"patch's distance to its nearest neighbour among {args.bank} patch features of the training normals, "
