@@ -27,7 +27,8 @@ Recipes (fixed before measuring; none reads the test split):
   soft    fainter, larger and soft-edged (added 2026-12-01 because drawn saturates at 0.997-0.998 and, at
           128x128, rewarded an unsmoothed map where the test did not; fixed before any bundle was scored on
           it): drawn's marks blurred by a further Gaussian of 2 px and at half their shift, labelled where
-          the blurred mark is at least half its own peak
+          the blurred mark is at least half its own peak; it ranks models worse than drawn and varies by seed as
+          much as by setting (RESULTS.md, accuracy-validation-soft), so it is a recorded negative result
 Rewrites its --section of experiments/RESULTS.md.
 """
 
