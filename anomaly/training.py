@@ -19,7 +19,7 @@ from anomaly.config import ModelConfig, TrainConfig
 from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, load_samples
 from anomaly.detector import Detector, TorchScorer, preprocess, score_images
 from anomaly.models import build_model, default_epochs, resolve_options
-from anomaly.painted import painted_validation
+from anomaly.painted import normal_batches, painted_aurocs
 
 if TYPE_CHECKING:
     from anomaly.evaluation import MetricReport
@@ -169,6 +169,6 @@ def _fit(config: TrainConfig, samples: list[Sample], *, logger: Any, progress: b
     path = save_bundle(config.out, model_config, model.state_dict(), calibration)
     device = str(next(model.parameters()).device)
     detector = Detector(Bundle(model_config, model.state_dict(), calibration), device=device)
-    painted_aurocs = painted_validation(detector, samples, seed=config.seed, val_fraction=config.val_fraction)
+    painted = painted_aurocs(detector, normal_batches(datamodule.val_samples, channels))  # the held-out normals
     return TrainResult(config, path, model_config, calibration, samples, datamodule.val_samples, train_seconds,
-                       losses.history, painted_aurocs)
+                       losses.history, painted)

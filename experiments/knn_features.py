@@ -43,10 +43,29 @@ def features(model: torch.nn.Module, samples: list[Sample], levels: list[int], b
         stages = [net.segment.stem(torch.cat([x, net.repair(x)], dim=1))]
         for down in net.segment.downs[:max(levels)]:
             stages.append(down(stages[-1]))
-        size = stages[levels[0]].shape[-2:]
-        out.append(torch.cat([F.interpolate(F.avg_pool2d(stages[k], 3, 1, 1), size=size, mode="bilinear",
-                                            align_corners=False) for k in levels], dim=1))
+        out.append(neighbourhoods(stages, levels))
     return torch.cat(out)
+
+
+def neighbourhoods(stages: list[torch.Tensor], levels: list[int]) -> torch.Tensor:
+    """PatchCore's patch features: `stages[k]` for k in `levels`, each averaged over 3x3 neighbourhoods,
+    resized to the first's size and concatenated along channels."""
+    size = stages[levels[0]].shape[-2:]
+    return torch.cat([F.interpolate(F.avg_pool2d(stages[k], 3, 1, 1), size=size, mode="bilinear", align_corners=False)
+                      for k in levels], dim=1)
+
+
+def standardised(scores: np.ndarray, normal_scores: np.ndarray) -> np.ndarray:
+    """`scores` in standard deviations of `normal_scores` from their mean (to add scores of different scales)."""
+    return (scores - normal_scores.mean()) / normal_scores.std()
+
+
+def own_scores(bundle: str, test: list[Sample], normals: list[Sample]) -> tuple[np.ndarray, np.ndarray]:
+    """The bundle's own image scores of `test`, raw and `standardised` on `normals`."""
+    detector = Detector(load_bundle(bundle), source=bundle, device="cpu")
+    own, own_normals = (np.array([p.score for p in detector.predict([s.image for s in chosen])])
+                        for chosen in (test, normals))
+    return own, standardised(own, own_normals)
 
 
 def farthest_patch_distance(queries: torch.Tensor, bank: torch.Tensor) -> np.ndarray:
@@ -80,10 +99,7 @@ def main() -> None:
     split = AnomalyDataModule(samples, bundle.config.image_size, bundle.config.channels, seed=args.seed)
     test = [s for s in samples if s.split == "test"]
     labels = np.array([s.label for s in test])
-    detector = Detector(bundle, source=args.model, device="cpu")
-    own, own_val = (np.array([p.score for p in detector.predict([s.image for s in chosen])])
-                    for chosen in (test, split.val_samples))
-    standardised = (own - own_val.mean()) / own_val.std()
+    own, own_standardised = own_scores(args.model, test, split.val_samples)
     rows = []
     for levels in ([int(k) for k in text.split(",")] for text in args.levels):
         train = features(model, split.train_samples, levels)
@@ -91,7 +107,7 @@ def main() -> None:
         bank = patches[torch.randperm(len(patches))[:args.bank]]
         knn = farthest_patch_distance(features(model, test, levels), bank)
         knn_val = farthest_patch_distance(features(model, split.val_samples, levels), bank)
-        both = standardised + (knn - knn_val.mean()) / knn_val.std()
+        both = own_standardised + standardised(knn, knn_val)
         rows.append(markdown_row([f"{args.model} (seed {args.seed})", ",".join(map(str, levels)),
                                   f"{train.shape[1]} x {train.shape[2]}x{train.shape[3]}",
                                   fmt(image_auroc(labels, own)), fmt(image_auroc(labels, knn)),

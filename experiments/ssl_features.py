@@ -29,12 +29,10 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from benchmark import fmt, markdown_row  # noqa: E402
-from knn_features import farthest_patch_distance, per_defect  # noqa: E402
+from knn_features import farthest_patch_distance, neighbourhoods, own_scores, per_defect, standardised  # noqa: E402
 from results_md import write_section  # noqa: E402
 
-from anomaly.bundle import load_bundle
 from anomaly.data import AnomalyDataModule, ImageDataset, Sample, load_samples
-from anomaly.detector import Detector
 from anomaly.metrics import image_auroc
 from anomaly.models.draem.torch_model import conv_block
 
@@ -114,9 +112,7 @@ def features(encoder: Encoder, images: Tensor, batch: int = 32) -> Tensor:
     out = []
     for start in range(0, len(images), batch):
         stages = encoder(images[start:start + batch])
-        size = stages[3].shape[-2:]
-        out.append(torch.cat([F.interpolate(F.avg_pool2d(stages[k], 3, 1, 1), size=size, mode="bilinear",
-                                            align_corners=False) for k in (2, 3)], dim=1))
+        out.append(neighbourhoods(stages, [3, 2]))  # at the last stage's size
     return torch.cat(out)
 
 
@@ -146,11 +142,8 @@ def main() -> None:
     knn = farthest_patch_distance(features(encoder, test_images), bank)
     cells = [f"seed {args.seed}, {args.minutes:g} min, {steps} steps", fmt(image_auroc(labels, knn))]
     if args.compare:
-        detector = Detector(load_bundle(args.compare), source=args.compare, device="cpu")
-        own, own_val = (np.array([p.score for p in detector.predict([s.image for s in chosen])])
-                        for chosen in (test, split.val_samples))
-        knn_val = farthest_patch_distance(features(encoder, val), bank)
-        both = (own - own_val.mean()) / own_val.std() + (knn - knn_val.mean()) / knn_val.std()
+        own, own_standardised = own_scores(args.compare, test, split.val_samples)
+        both = own_standardised + standardised(knn, farthest_patch_distance(features(encoder, val), bank))
         cells += [fmt(image_auroc(labels, own)), fmt(image_auroc(labels, both))]
     else:
         cells += ["n/a", "n/a"]
