@@ -32,6 +32,15 @@ from tests.tracking.conftest import TINY
 REPO = Path(__file__).parents[2]
 
 
+def repo_store() -> dict[str, int]:
+    """The embedded MLflow store in the checkout (README command 1 makes one there): file -> mtime."""
+    paths = [REPO / "mlflow.db", *(REPO / "mlruns").rglob("*")]
+    return {str(p.relative_to(REPO)): p.stat().st_mtime_ns for p in paths if p.exists()}
+
+
+REPO_STORE_BEFORE = repo_store()  # at collection, before any test trains
+
+
 @pytest.fixture(scope="module")
 def mlflow_run(home, run):
     client = MlflowClient(tracking.tracking_uri())
@@ -81,7 +90,7 @@ def test_a_training_run_carries_params_losses_calibration_tests_plots_and_tags(h
         {f"painted/{k}": v for k, v in painted.items()})
     assert summary(painted) in tags["mlflow.note.content"]
     assert (home.path / "mlflow.db").is_file() and (home.path / "mlruns" / "tiny").is_dir()
-    assert not (REPO / "mlflow.db").exists() and not (REPO / "mlruns").exists()
+    assert repo_store() == REPO_STORE_BEFORE  # the tests never write to the checkout's own store
 
 
 def test_dataset_fingerprint_follows_file_list_and_sizes_not_the_folder(tmp_path, manifest):
