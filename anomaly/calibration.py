@@ -4,6 +4,7 @@ The image threshold is the (1 - fpr) quantile of normal validation scores when t
 of them (at least 1 / fpr images); with fewer, the empirical quantile would just be the maximum,
 so the threshold is the larger of the maximum and mean + z(1 - fpr) * std (a Gaussian tail).
 Normalised scores are a logistic of (score - threshold) / std: in (0, 1), 0.5 at the threshold.
+A `Calibration` holds only finite values in their ranges (checked when built, `from_dict` included).
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+
+from anomaly.checks import invalid, number, one_of
+
+METHODS = ("quantile", "gaussian-tail")
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,22 @@ class Calibration:
     n_images: int
     f1_threshold: float | None = None  # F1-optimal threshold when labelled anomalies were seen (reported only)
 
+    def __post_init__(self) -> None:
+        """ValueError naming the first field outside its rule: every number finite, score_std >= 0,
+        map_high >= map_low, the FPRs in (0, 1), n_images an integer >= 1, method a known rule."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "method":
+                one_of("method", value, METHODS)
+            elif field.name == "n_images":
+                number("n_images", value, "[1, inf)", integer=True)
+            elif field.name.endswith("fpr"):
+                number(field.name, value, "(0, 1)")
+            elif value is not None or field.name != "f1_threshold":
+                number(field.name, value, "[0, inf)" if field.name == "score_std" else "")
+        if self.map_high < self.map_low:
+            raise invalid("map_high", f"at least map_low = {self.map_low}", self.map_high)
+
     def normalise(self, scores: ArrayLike, threshold: float | None = None) -> np.ndarray:
         """Raw scores -> float64 in (0, 1), 0.5 exactly at `threshold` (default: the calibrated one)."""
         threshold = self.image_threshold if threshold is None else threshold
@@ -53,7 +74,15 @@ class Calibration:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Calibration:
+    def from_dict(cls, values: Any) -> Calibration:
+        """From calibration.json: every field present (f1_threshold may be null), no other."""
+        names = [field.name for field in dataclasses.fields(cls)]
+        if not isinstance(values, dict):
+            raise invalid("the calibration", "a JSON object", values)
+        if missing := [name for name in names if name not in values]:
+            raise ValueError(f"missing field(s) {', '.join(missing)}; a calibration has {', '.join(names)}")
+        if extra := sorted(set(values) - set(names)):
+            raise ValueError(f"unknown field(s) {', '.join(extra)}; a calibration has {', '.join(names)}")
         return cls(**values)
 
 

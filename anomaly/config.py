@@ -1,7 +1,16 @@
 """Training configuration: one dataclass that YAML files and CLI options override.
 
 `ModelConfig` is the part a trained model needs to be rebuilt (it is saved in the bundle);
-`TrainConfig` adds what only training needs.
+`TrainConfig` adds what only training needs. A config read from a file is checked field by field
+(`ModelConfig.from_dict`); the caps below bound what a model file may ask for, and training
+refuses what a bundle could not load:
+
+    image_size       each side in [1, MAX_SIDE] = [1, 4096], height * width <= MAX_PIXELS = 1024 * 1024
+                     (larger images are resized to it: a larger input never needs a larger model)
+    width            [1, 512]      channels of the first stage
+    depth            [1, 8]        stride-2 stages
+    latent_dim       [1, 8192]
+    smoothing_sigma  [0, 64]       model pixels
 """
 
 from __future__ import annotations
@@ -13,8 +22,23 @@ from typing import Any
 
 import yaml
 
+from anomaly.checks import invalid, number, one_of
 
 PRECISIONS = ("auto", "32", "bf16-mixed")
+REDUCTIONS = ("max", "topk")
+MAX_SIDE, MAX_PIXELS = 4096, 1024 * 1024
+MAX_SMOOTHING = 64
+CAPS = {"width": 512, "depth": 8, "latent_dim": 8192}
+
+
+def check_image_size(field: str, size: Any) -> tuple[int, int]:
+    """`size` as (height, width) if it is two integers within the caps; ValueError naming `field`."""
+    rule = f"[height, width], two integers in [1, {MAX_SIDE}] with height * width <= {MAX_PIXELS} (1024x1024)"
+    if (not isinstance(size, (list, tuple)) or len(size) != 2
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= MAX_SIDE for s in size)
+            or size[0] * size[1] > MAX_PIXELS):
+        raise invalid(field, rule, list(size) if isinstance(size, tuple) else size)
+    return tuple(size)
 
 
 @dataclass(frozen=True)
@@ -49,17 +73,45 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
-        """A config as saved in a bundle or export (an older one may lack options: see
-        anomaly.models.complete_options)."""
+    def from_dict(cls, values: Any) -> ModelConfig:
+        """A config as saved in a bundle or export, checked (`check`); a missing field takes its
+        default (an older one may lack options: see anomaly.models.complete_options)."""
+        if not isinstance(values, dict):
+            raise invalid("the model config", "a JSON object", values)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown model config keys {sorted(unknown)}; expected a subset of {sorted(known)}")
         values = dict(values)
-        if "image_size" in values:
+        for name in ("name", "residual"):  # read before the check: "" and None mean the model's default
+            if not isinstance(values.get(name, ""), str):
+                raise invalid(name, "a string", values[name])
+        if isinstance(values.get("image_size"), list):
             values["image_size"] = tuple(values["image_size"])
-        return cls(**values)
+        return cls(**values).check()
+
+    def check(self) -> ModelConfig:
+        """Self, if every field is within its rule (caps in the module docstring; the model's own
+        rules in anomaly.models.check_model_config); else ValueError naming the first field that is not."""
+        from anomaly.models import MODEL_CLASSES, check_model_config
+
+        one_of("name", self.name, sorted(MODEL_CLASSES))
+        if not isinstance(self.channels, int) or isinstance(self.channels, bool) or self.channels not in (1, 3):
+            raise invalid("channels", "1 (grey) or 3 (RGB)", self.channels)
+        for name, cap in CAPS.items():
+            number(name, getattr(self, name), f"[1, {cap}]", integer=True)
+        height, width = check_image_size("image_size", self.image_size)
+        if height % 2**self.depth or width % 2**self.depth:
+            raise invalid("image_size", f"a multiple of 2**depth = {2**self.depth} on each side", list(self.image_size))
+        number("smoothing_sigma", self.smoothing_sigma, f"[0, {MAX_SMOOTHING}]")
+        one_of("score_reduction", self.score_reduction, REDUCTIONS)
+        number("topk", self.topk, "(0, 1]")
+        number("beta", self.beta, "[0, inf)")
+        number("lr", self.lr, "(0, inf)")
+        if not isinstance(self.options, dict):
+            raise invalid("options", "a JSON object", self.options)
+        check_model_config(self)
+        return self
 
 
 @dataclass(frozen=True)
@@ -112,9 +164,16 @@ class TrainConfig:
             raise ValueError(f"channels must be 1, 3 or 0 (guess from the data), got {self.channels}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for name, cap in CAPS.items():
+            if getattr(self, name) > cap:
+                raise ValueError(f"{name.replace('_', '-')} must be <= {cap}, got {getattr(self, name)}")
+        if self.image_size is not None:
+            check_image_size("image-size", self.image_size)
         if self.smoothing_sigma is not None and self.smoothing_sigma < 0:
             raise ValueError(f"smoothing-sigma must be >= 0 (0: no smoothing), got {self.smoothing_sigma}")
-        if self.score_reduction not in ("max", "topk"):
+        if self.smoothing_sigma is not None and self.smoothing_sigma > MAX_SMOOTHING:
+            raise ValueError(f"smoothing-sigma must be <= {MAX_SMOOTHING}, got {self.smoothing_sigma}")
+        if self.score_reduction not in REDUCTIONS:
             raise ValueError(f"score-reduction must be 'max' or 'topk', got {self.score_reduction!r}")
         if not 0 < self.topk <= 1:
             raise ValueError(f"topk must be in (0, 1], got {self.topk}")

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from skimage.measure import label, regionprops
 
-from anomaly.bundle import WEIGHTS, Bundle, load_bundle
+from anomaly.bundle import WEIGHTS, Bundle, load_bundle, naming
 from anomaly.calibration import Calibration
 from anomaly.config import ModelConfig
 from anomaly.data import decode_image, resize
@@ -172,10 +172,10 @@ class Detector:
     @classmethod
     def _load_folder(cls, path: Path, *, source: str, info: dict[str, Any] | None, device: str | None,
                      backend: str) -> Detector:
-        """Everything (config, weights, calibration, model.onnx) is read into memory before returning."""
-        from anomaly.export import ONNX, is_export, load_export
+        """Everything (config, weights, calibration, model.onnx) is read into memory and checked
+        (anomaly.bundle.load_bundle, anomaly.export.check_graph) before returning."""
+        from anomaly.export import ONNX, check_graph, is_export, load_export
 
-        onnx = (path / ONNX).read_bytes() if backend == "onnxruntime" and is_export(path) else None
         if is_export(path) and not (path / WEIGHTS).is_file():
             if backend != "onnxruntime":
                 raise FileNotFoundError(f"{path} is an ONNX export (model.onnx without {WEIGHTS}): load it with "
@@ -184,6 +184,10 @@ class Detector:
             bundle = Bundle(config, {}, calibration)
         else:
             bundle = load_bundle(path)
+        onnx = (path / ONNX).read_bytes() if backend == "onnxruntime" and is_export(path) else None
+        if onnx is not None:
+            with naming(path / ONNX):
+                check_graph(onnx, bundle.config)
         return cls(bundle, source=source, info=info, device=device, backend=backend, onnx_model=onnx)
 
     def score_batch(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

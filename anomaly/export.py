@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 import anomaly
-from anomaly.bundle import CALIBRATION, CONFIG, Bundle
+from anomaly.bundle import CALIBRATION, CONFIG, Bundle, read_calibration, read_config
 from anomaly.calibration import Calibration
 from anomaly.config import ModelConfig
 from anomaly.detector import Detector, score_images
@@ -150,7 +150,23 @@ def load_export(path: str | Path) -> tuple[ModelConfig, Calibration, Path]:
     if missing:
         raise FileNotFoundError(f"{path} is not an ONNX export: missing {', '.join(missing)} "
                                 f"(an export is the --out folder of `anomaly export`)")
-    values = json.loads((path / CONFIG).read_text())
-    values.pop("package_version", None)
-    calibration = Calibration.from_dict(json.loads((path / CALIBRATION).read_text()))
-    return ModelConfig.from_dict(values), calibration, path / ONNX
+    return read_config(path / CONFIG), read_calibration(path / CALIBRATION), path / ONNX
+
+
+def check_graph(graph: bytes, config: ModelConfig) -> None:
+    """ValueError unless `graph` is an ONNX model with the input (at the size and channels of `config`)
+    and outputs that `export_onnx` writes."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        model = onnx.load_model_from_string(graph)
+    except (DecodeError, ValueError, RuntimeError) as error:
+        raise ValueError(f"not an ONNX model ({error})") from None
+    inputs = {value.name: [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+              for value in model.graph.input}
+    outputs = sorted(value.name for value in model.graph.output)
+    expected = {"image": ["batch", config.channels, *config.image_size]}
+    if inputs != expected or outputs != ["anomaly_map", "score"]:
+        raise ValueError(f"the graph takes {inputs} and gives {outputs}; config.json describes a graph taking "
+                         f"{expected} and giving ['anomaly_map', 'score']")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from anomaly.checks import like, one_of
 from anomaly.config import ModelConfig
 
 # Importing the classes lazily keeps `import anomaly.config` free of torch/lightning.
@@ -69,6 +70,26 @@ def build_model(config: ModelConfig):
     return getattr(module, class_name)(config)
 
 
+def check_model_config(config: ModelConfig) -> None:
+    """The rules a model sets on its config: a known name, a residual it computes (anomaly.scoring's
+    or its own default) and options it takes, each of its default's type (`model_options`)."""
+    from anomaly.scoring import RESIDUALS
+
+    one_of("name", config.name, sorted(MODEL_CLASSES))
+    one_of("residual", config.residual, sorted({*RESIDUALS, DEFAULT_RESIDUALS[config.name]}))
+    model_options(config, getattr(_model_module_and_class(config.name)[0], "DEFAULTS", {}))
+
+
+def architecture(config: ModelConfig) -> dict[str, Any]:
+    """The state dict the model of `config` has: meta tensors (names, shapes, dtypes; no memory), so a
+    bundle's weights are checked before a byte is allocated. Raises the model's own ValueError for a
+    config it cannot build."""
+    import torch
+
+    with torch.device("meta"):
+        return build_model(config).state_dict()
+
+
 def resolve_options(config: ModelConfig) -> ModelConfig:
     """`config` with every option its model takes, unset ones at their defaults: what a bundle saves,
     so that a trained model keeps its settings when a default changes later."""
@@ -87,9 +108,12 @@ def complete_options(config: ModelConfig, state_dict: dict[str, Any]) -> ModelCo
 
 
 def model_options(config: ModelConfig, defaults: dict[str, Any]) -> dict[str, Any]:
-    """`config.options` over a model's `defaults`; raises ValueError naming options it does not know."""
+    """`config.options` over a model's `defaults`; raises ValueError naming an option it does not know
+    or one whose value is not of its default's type (anomaly.checks.like)."""
     unknown = set(config.options) - set(defaults)
     if unknown:
         raise ValueError(f"unknown option(s) {sorted(unknown)} for model {config.name!r}; "
-                         f"it takes {', '.join(f'{k}={v!r}' for k, v in defaults.items())}")
+                         f"it takes {', '.join(f'{k}={v!r}' for k, v in defaults.items()) or 'none'}")
+    for key, value in config.options.items():
+        like(f"options.{key}", value, defaults[key])
     return {**defaults, **config.options}
