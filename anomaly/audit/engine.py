@@ -5,7 +5,7 @@
                      ──► overlay / thumbnail / map files, one row appended + flushed to results.csv/.jsonl
 
 `run_audit` opens the results (resuming if asked), runs the local or the Ray engine over what is not
-done yet, writes `report.html` and returns an `AuditSummary`.
+done yet, puts the rows in input order, writes `report.html` and returns an `AuditSummary`.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class AuditOptions:
 
 @dataclass
 class AuditSummary:
-    rows: list[dict[str, Any]]  # every row of the results table, resumed ones first
+    rows: list[dict[str, Any]]  # every row of the results table, in input order
     new: int  # images audited by this run (the others were done before a resume)
     seconds: float  # wall time of this run's scoring
     stages: dict[str, float] = field(default_factory=dict)  # busy seconds per stage (decode per worker)
@@ -223,7 +223,8 @@ def run_audit(detector: Detector, paths: list[str], options: AuditOptions, *,
         else:
             stages = run_local(detector, todo, options, sink)
         seconds = time.perf_counter() - start
-    summary = AuditSummary(rows=writer.previous + sink.rows, new=len(sink.rows), seconds=seconds, stages=stages,
+        rows = writer.finish(paths)
+    summary = AuditSummary(rows=rows, new=len(sink.rows), seconds=seconds, stages=stages,
                            files={"results.csv": out / RESULTS_CSV, "results.jsonl": out / RESULTS_JSONL})
     for folder in ("overlays", "maps"):
         if (out / folder).is_dir():

@@ -13,6 +13,7 @@ from anomaly.data.datasets import IMAGE_EXTENSIONS
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+SURROGATES = re.compile("[\ud800-\udfff]")  # how os.fsdecode keeps the bytes of a name that is not UTF-8
 
 
 def _is_image(path: Path) -> bool:
@@ -76,3 +77,16 @@ def artifact_name(path: str) -> str:
     stem = _UNSAFE.sub("_", Path(path).stem).strip("_")[:60] or "image"
     digest = hashlib.sha1(path.encode("utf-8", "surrogatepass")).hexdigest()[:10]
     return f"{stem}-{digest}"
+
+
+def readable(text: str) -> str:
+    """`text` as valid UTF-8 for CSV, HTML and terminals: a byte of a file name that is not UTF-8 (which
+    os.fsdecode keeps as a surrogate U+DC80-U+DCFF) is written ``\\xNN`` as Python's ``backslashreplace``
+    writes it, any other lone surrogate ``\\uDXXX``; so ``os.fsdecode(b"\\xff\\xfe-x.jpg")`` reads
+    ``\\xff\\xfe-x.jpg``. For display only: results.jsonl keeps the exact name."""
+
+    def escape(match: re.Match) -> str:
+        code = ord(match[0])
+        return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+    return SURROGATES.sub(escape, text)

@@ -26,8 +26,9 @@ from anomaly.detector import Detector
 
 
 class AuditScorer:
-    """Ray Data actor: holds one Detector; a pandas batch with a `path` column -> one output row per
-    path: `row` (the results row as JSON) and the encoded thumbnail / overlay / map (bytes or None)."""
+    """Ray Data actor: holds one Detector; a pandas batch with a `path` column (os.fsencode'd bytes, as
+    Arrow strings must be UTF-8) -> one output row per path: `row` (the results row as ASCII JSON) and
+    the encoded thumbnail / overlay / map (bytes or None)."""
 
     def __init__(self, model_uri: str, backend: str, info: dict[str, Any], threshold: float | None,
                  overlays: str, maps: bool) -> None:
@@ -36,7 +37,7 @@ class AuditScorer:
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         decoded: list[tuple[str, Any]] = []
-        for path in batch["path"]:
+        for path in map(os.fsdecode, batch["path"]):
             try:
                 decoded.append((path, self.detector.decode(path)))
             except (ValueError, OSError) as error:
@@ -51,9 +52,9 @@ class AuditScorer:
             else:
                 row = prediction_row(path, array, result, self.info)
                 artifacts = render(self.detector, array, result, overlays=self.overlays, maps=self.maps)
-            records.append({"path": path, "row": json.dumps(row), "thumb_jpeg": artifacts.thumb_jpeg,
+            records.append({"row": json.dumps(row), "thumb_jpeg": artifacts.thumb_jpeg,
                             "overlay_png": artifacts.overlay_png, "map_npy": artifacts.map_npy})
-        return pd.DataFrame.from_records(records, columns=["path", "row", "thumb_jpeg", "overlay_png", "map_npy"])
+        return pd.DataFrame.from_records(records, columns=["row", "thumb_jpeg", "overlay_png", "map_npy"])
 
 
 def _bytes(value: Any) -> bytes | None:
@@ -80,7 +81,7 @@ def run_ray(detector: Detector, paths: list[str], options: AuditOptions, sink: S
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # rows in input order, as the local engine
         context.enable_progress_bars = False  # the CLI draws its own
-        dataset = ray.data.from_items([{"path": p} for p in paths]).map_batches(
+        dataset = ray.data.from_items([{"path": os.fsencode(p)} for p in paths]).map_batches(
             AuditScorer, batch_size=options.batch_size, batch_format="pandas",
             compute=ray.data.ActorPoolStrategy(size=options.workers), num_cpus=1,
             fn_constructor_kwargs={"model_uri": model_uri(detector), "backend": detector.backend,

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from anomaly.audit.inputs import artifact_name
+from anomaly.audit.inputs import artifact_name, readable
+from anomaly.audit.results import VERDICTS
 
-VERDICTS = ("anomalous", "normal", "error")
 _CSS = """
 body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
 h1{font-size:1.4em;margin:0 0 .3em}.meta{color:#555;margin-bottom:1em}
@@ -78,12 +78,17 @@ def _thumb(out: Path, row: dict[str, Any]) -> str:
     return f'<img class="thumb" alt="overlay" src="data:image/jpeg;base64,{data}">'
 
 
+def _escape(text: str) -> str:
+    """HTML-escaped and valid UTF-8: a file name's undecodable bytes read ``\\xNN`` (`readable`)."""
+    return html.escape(readable(text))
+
+
 def _cell(value: Any, fmt: str = "{}") -> str:
-    return "" if value is None or value == "" else html.escape(fmt.format(value))
+    return "" if value is None or value == "" else _escape(fmt.format(value))
 
 
 def _row(out: Path, rank: int, row: dict[str, Any]) -> str:
-    e = html.escape
+    e = _escape
     size = f"{row['width']}×{row['height']}" if row.get("width") else ""
     link = f'<a href="{e(row["overlay"])}">overlay</a>' if row.get("overlay") else ""
     return (f'<tr data-verdict="{e(row["verdict"])}" data-path="{e(row["path"])}">'
@@ -99,7 +104,7 @@ def render_report(out: Path, rows: list[dict[str, Any]], threshold: float | None
     """The report's HTML text; rows sorted by score, highest first, errors last."""
     ordered = sorted(rows, key=lambda r: (r.get("score") is None, -(r.get("score") or 0.0), r["path"]))
     counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
-    e = html.escape
+    e = _escape
     model = e(str(info.get("name") or info.get("uri") or "")) + (f" v{e(str(info['version']))}" if info.get("version") else "")
     buttons = "".join(f'<button data-filter="{v}">{v} ({counts[v]})</button>' for v in VERDICTS)
     header = "".join(f"<th>{h}</th>" for h in ("#", "overlay", "path", "size", "score", "normalised", "verdict",

@@ -1,6 +1,8 @@
-"""`--engine ray` on a local Ray instance started here: the same rows and files as the local engine."""
+"""`--engine ray` on a local Ray instance started here: the same rows and files as the local engine, whatever
+the file names."""
 
 import os
+import shutil
 from types import SimpleNamespace
 
 import pytest
@@ -19,7 +21,10 @@ def test_actors_load_the_version_the_driver_resolved_not_the_alias(detector):
 def test_ray_engine_gives_the_local_results(detector, inputs, tmp_path):
     ray = pytest.importorskip("ray")
     paths = [str(p) for p in sorted((inputs / "a").glob("*.jpg"))[:4]]
-    paths += [str(inputs / "b" / "rgb.png"), str(inputs / "empty.png"), str(inputs / "b" / "deep16.png")]
+    odd = os.path.join(os.fsencode(tmp_path), b"\xff\xfe-x.jpg")  # not UTF-8, which Arrow strings must be
+    shutil.copy(paths[0], odd)
+    paths += [str(inputs / "b" / "rgb.png"), str(inputs / "empty.png"), str(inputs / "b" / "deep16.png"),
+              os.fsdecode(odd)]
     options = dict(overlays="all", threshold=detector.calibration.score_p50, batch_size=3)
     local = run_audit(detector, paths, AuditOptions(out=tmp_path / "local", **options), report=False)
 

@@ -1,8 +1,11 @@
 """Kill `anomaly audit` mid-run (Ctrl-C, then SIGKILL), resume, and compare with a clean run:
-every input exactly once, same scores, the files consistent."""
+every input exactly once (a file name that is not UTF-8 included), same scores, the files consistent."""
 
 import csv
+import html
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +14,8 @@ import time
 import pytest
 
 from anomaly.audit import AuditOptions, expand_inputs, read_rows, run_audit
-from tests.audit.conftest import make_inputs
+from anomaly.audit.inputs import readable
+from tests.audit.conftest import make_inputs, sample_images
 
 
 def lines(path) -> int:
@@ -42,6 +46,7 @@ def interrupt_after(proc, results, rows: int, sig: int) -> int:
 
 def test_kill_and_resume_loses_and_duplicates_nothing(detector, trained, tmp_path):
     folder = make_inputs(tmp_path / "in", n=200)  # 200 JPEGs + 2 PNGs + 3 broken files: ample time to interrupt
+    shutil.copy(sample_images()[0], os.path.join(os.fsencode(folder / "b"), b"\xff\xfe-x.jpg"))  # not UTF-8
     paths, _ = expand_inputs([str(folder)])
     clean = {r["path"]: r for r in run_audit(detector, paths, AuditOptions(out=tmp_path / "clean"), report=False).rows}
     out = tmp_path / "out"
@@ -68,7 +73,7 @@ def test_kill_and_resume_loses_and_duplicates_nothing(detector, trained, tmp_pat
     raw = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert sorted(r["path"] for r in raw) == sorted(paths)  # exactly once each, no torn lines left
     with (out / "results.csv").open() as f:
-        assert [r["path"] for r in csv.DictReader(f)] == [r["path"] for r in raw]
+        assert [r["path"] for r in csv.DictReader(f)] == [readable(r["path"]) for r in raw]
     for row in raw:
         reference = clean[row["path"]]
         assert row["verdict"] == reference["verdict"]
@@ -78,4 +83,4 @@ def test_kill_and_resume_loses_and_duplicates_nothing(detector, trained, tmp_pat
         else:
             assert row["error"] == reference["error"]
     report = (out / "report.html").read_text()
-    assert all(f'data-path="{p}"' in report for p in paths)
+    assert all(f'data-path="{html.escape(readable(p))}"' in report for p in paths)
