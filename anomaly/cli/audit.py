@@ -1,20 +1,57 @@
 """`anomaly audit`: score files, folders and globs into results.csv/.jsonl, overlays and report.html.
 
 Exit codes: 0 done; 1 with --fail-on-anomaly when any image is anomalous; 2 when any file failed
-(or the audit could not start); 130 when interrupted (rerun with --resume).
+(or the audit could not start); 3 when the audit stopped before it finished (an output that cannot be
+written, or a bug: never 1, Python's code for an uncaught exception); 130 when interrupted. After 3
+or 130, rerun with --resume.
 """
 
 from __future__ import annotations
 
 import datetime
+import traceback
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from anomaly.cli.app import app, console, err_console, fail, user_errors
 
 Opt = typer.Option
+STOPPED = 3
+
+
+def _warn(message: object) -> None:
+    from anomaly.audit.inputs import readable
+
+    err_console.print(f"[yellow]warning:[/] {escape(readable(str(message)))}")
+
+
+@contextmanager
+def _audit_errors(out: Path) -> Iterator[None]:
+    """Resume warnings on stderr as one line each; an audit that stops unfinished exits 3 with what
+    stopped it (and the traceback when it is a bug), never with Python's 1 (the anomalies code)."""
+    from anomaly.audit.inputs import readable
+    from anomaly.audit.results import ResumeWarning
+
+    show = warnings.showwarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ResumeWarning)
+        warnings.showwarning = lambda message, category, *args, **kwargs: (
+            _warn(message) if issubclass(category, ResumeWarning) else show(message, category, *args, **kwargs))
+        try:
+            yield
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as error:  # noqa: BLE001 - reported, then exit 3
+            if not isinstance(error, OSError):
+                traceback.print_exc()
+            fail(readable(f"the audit stopped: {type(error).__name__}: {error}. Rows written so far are kept in "
+                          f"{out}; fix the cause and rerun the same command with --resume"), STOPPED)
 
 
 def _progress(disable: bool):
@@ -68,8 +105,8 @@ def audit(
     progress: Annotated[bool, Opt(help="show the progress bar")] = True,
 ) -> None:
     """Audit images: results table (CSV + JSONL), heatmap overlays and a self-contained report.html."""
-    from anomaly.audit import AuditOptions, ResumeError, expand_inputs, run_audit
-    from anomaly.detector import Detector
+    from anomaly.audit import AuditOptions
+    from anomaly.audit.inputs import readable
 
     out = out or Path("audits") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     try:
@@ -78,12 +115,37 @@ def audit(
                                ray_address=ray_address)
     except ValueError as error:
         fail(str(error))
-    paths, warnings = expand_inputs(inputs)
-    for warning in warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}")
+    with _audit_errors(out):
+        summary, detector = _run(inputs, model, backend, options, progress)
+        console.print(_summary_table(summary))
+        for name, path in summary.files.items():
+            console.print(escape(readable(f"  {name:<14} {path}")))
+        if mlflow:
+            from anomaly.audit.mlflow_run import log_audit
+
+            params = {"inputs": readable(" ".join(inputs))[:500], "out": readable(str(out)), "engine": engine,
+                      "batch_size": batch_size, "overlays": overlays,
+                      "threshold": detector.calibration.image_threshold if threshold is None else threshold}
+            run_id = log_audit(summary, detector.info, params, experiment=experiment, run_name=readable(out.name))
+            console.print(f"  mlflow run     {run_id} (experiment {escape(experiment)})")
+    if summary.errors:
+        raise typer.Exit(2)
+    if fail_on_anomaly and summary.anomalous:
+        raise typer.Exit(1)
+
+
+def _run(inputs: list[str], model: str, backend: str, options, progress: bool):
+    """Expand the inputs, load the model and audit with a progress bar -> (AuditSummary, Detector)."""
+    from anomaly.audit import ResumeError, expand_inputs, run_audit
+    from anomaly.audit.inputs import readable
+    from anomaly.detector import Detector
+
+    paths, notes = expand_inputs(inputs)
+    for note in notes:
+        _warn(note)
     if not paths:
         fail("no images to audit; give image files, folders or glob patterns (quote globs: \"/data/**/*.png\")")
-    with user_errors(f"cannot load model {model}: "):
+    with user_errors(readable(f"cannot load model {model}: ")):
         detector = Detector.load(model, backend=backend)
     bar = _progress(disable=not progress)
     task = bar.add_task("audit", total=None)
@@ -99,20 +161,7 @@ def audit(
     except ResumeError as error:
         fail(str(error))
     except KeyboardInterrupt:
-        err_console.print(f"[yellow]interrupted:[/] rows written so far are kept in {out}; "
-                          "rerun the same command with --resume to finish")
+        _warn(f"interrupted: rows written so far are kept in {options.out}; rerun the same command with --resume "
+              "to finish")
         raise typer.Exit(130)
-    console.print(_summary_table(summary))
-    for name, path in summary.files.items():
-        console.print(f"  {name:<14} {path}")
-    if mlflow:
-        from anomaly.audit.mlflow_run import log_audit
-
-        params = {"inputs": " ".join(inputs)[:500], "out": str(out), "engine": engine, "batch_size": batch_size,
-                  "threshold": detector.calibration.image_threshold if threshold is None else threshold, "overlays": overlays}
-        run_id = log_audit(summary, detector.info, params, experiment=experiment, run_name=Path(out).name)
-        console.print(f"  mlflow run     {run_id} (experiment {experiment})")
-    if summary.errors:
-        raise typer.Exit(2)
-    if fail_on_anomaly and summary.anomalous:
-        raise typer.Exit(1)
+    return summary, detector
