@@ -8,15 +8,20 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# what one decoded pixel in flight costs at most: float32 image and map, mask, region labels, overlay
+# (13-21 bytes measured with heatmap=png, 4 Mpx images, tests/service/test_load_shedding.py)
+BYTES_PER_PIXEL_IN_FLIGHT = 25
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ANOMALY_", env_file=".env", extra="ignore")
 
     model: str = Field("", description="bundle folder, runs:/<id>/model or models:/<name>@<alias>")
-    api_key: SecretStr | None = Field(None, description="when set, every route but /healthz and /readyz needs it")
+    api_key: SecretStr | None = Field(None, description="when set, every route but /healthz, /readyz, / and the docs "
+                                     "needs it, checked before the body is read")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     workers: int = Field(1, ge=1, description="uvicorn worker processes, each with its own model and batcher")
@@ -29,11 +34,39 @@ class Settings(BaseSettings):
     max_files: int = Field(32, ge=1, description="images per /v1/predict request")
     max_request_pixels: int = Field(64_000_000, ge=1, description="width * height summed over a request's images, "
                                     "read from their headers before decoding (each pixel becomes C float32)")
+    max_pixels_in_flight: int = Field(96_000_000, ge=1, description="width * height of the images being "
+                                      "decoded, scored or rendered by all requests together; past it 503 with "
+                                      "Retry-After (96 Mpx * 25 bytes: 2.4 GB beside a 0.6-0.9 GB process)")
+    body_timeout_s: float = Field(60.0, gt=0, description="a request body must arrive within this many seconds "
+                                  "of its headers, else 408 and the connection is closed")
+    body_idle_timeout_s: float = Field(10.0, gt=0, description="longest silence while a body is arriving (408)")
     reload_interval_s: float = Field(0.0, ge=0, description="poll the model URI for a new version; 0 disables")
-    warmup: bool = Field(True, description="run one batch before /readyz reports ready")
+    warmup: bool = Field(True, description="run one batch before serving; a failure stops startup")
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_not_blank(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and not key.get_secret_value().strip():
+            raise ValueError("set but blank, which would leave every route open: set a real key, or unset "
+                             "the variable to serve without one")
+        return key
+
+    @model_validator(mode="after")
+    def _one_request_fits_the_budget(self) -> Settings:
+        if self.max_request_pixels > self.max_pixels_in_flight:
+            raise ValueError(f"ANOMALY_MAX_REQUEST_PIXELS ({self.max_request_pixels}) is above "
+                             f"ANOMALY_MAX_PIXELS_IN_FLIGHT ({self.max_pixels_in_flight}), so the largest "
+                             "allowed request could never be served: lower the first or raise the second")
+        return self
 
 
 @lru_cache
 def get_settings() -> Settings:
     """The settings from the environment, read once."""
     return Settings()
+
+
+def describe(error: ValidationError) -> str:
+    """Invalid settings as one line: `ANOMALY_API_KEY: set but blank, ...; ...`."""
+    return "; ".join(("ANOMALY_" + "_".join(map(str, e["loc"])).upper() + ": " if e["loc"] else "")
+                     + e["msg"].removeprefix("Value error, ") for e in error.errors())

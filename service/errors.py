@@ -26,7 +26,9 @@ _DECODE_STATUS = {
     "not_image": (422, "not_an_image"),
     "corrupt": (422, "not_an_image"),
 }
-_HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "too_many_bytes"}
+# the HTTPExceptions Starlette and our middleware raise; 400 comes only from the multipart parser
+_HTTP_CODES = {400: "malformed_multipart", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
+               413: "too_many_bytes"}
 
 
 class ServiceError(Exception):
@@ -50,6 +52,17 @@ def _json(status: int, error: ErrorPublic, headers: dict[str, str] | None = None
     return JSONResponse(error.model_dump(exclude_none=True), status_code=status, headers=headers)
 
 
+def error_response(status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The error JSON, for middleware that answers before the app (and its handlers) run."""
+    return _json(status, ErrorPublic(code=code, detail=detail), headers)
+
+
+def too_many_files(count: int | str, limit: int, route: str = "/v1/predict") -> ErrorPublic:
+    return ErrorPublic(code="too_many_files", detail=(
+        f"received {count} files, more than the limit {limit} per request for {route}; split them over "
+        "several requests" + (" or raise ANOMALY_MAX_FILES" if route == "/v1/predict" else "")))
+
+
 async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
     return _json(exc.status, exc.error, exc.headers)
 
@@ -67,18 +80,21 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
                       "e.g. curl -F files=@part.png")
             return _json(422, ErrorPublic(code="no_files", detail=detail))
         if where == "body.files" and error.get("type") == "too_long":
-            count, limit = error["ctx"].get("actual_length"), error["ctx"].get("max_length")
-            detail = (f"received {count} files, more than the limit {limit} per request; split them over "
-                      "several requests or raise ANOMALY_MAX_FILES")
-            return _json(422, ErrorPublic(code="too_many_files", detail=detail))
+            return _json(422, too_many_files(error["ctx"].get("actual_length"), error["ctx"].get("max_length")))
         received = f" (received {error['input']!r:.80})" if "input" in error and error["input"] is not None else ""
         problems.append(f"{where}: {error.get('msg')}{received}")
     return _json(422, ErrorPublic(code="invalid_request", detail="; ".join(problems) + "; see /docs"))
 
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-    return _json(exc.status_code, ErrorPublic(code=code, detail=str(exc.detail)), exc.headers)
+    detail = str(exc.detail)
+    if exc.status_code == 400:  # Starlette's multipart parser, which also caps the files at 1000
+        if detail.startswith("Too many files"):
+            return _json(422, too_many_files("over 1000", request.app.state.settings.max_files))
+        detail = (f"the multipart body cannot be parsed ({detail}); send multipart/form-data with one image "
+                  "per `files` part, e.g. curl -F files=@part.png")
+    return _json(exc.status_code, ErrorPublic(code=_HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}"),
+                                              detail=detail), exc.headers)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -101,5 +117,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 # documented on every route that takes images, so clients (and schemathesis) know the error shape
 ERROR_RESPONSES = {status: {"model": ErrorPublic, "description": text} for status, text in {
-    400: "empty file", 401: "missing or wrong API key", 413: "too many bytes or pixels (per image or request)",
-    422: "not an image, truncated, unsupported mode, too many files, or invalid parameters"}.items()}
+    400: "empty file, or a multipart body that cannot be parsed", 401: "missing or wrong API key",
+    408: "the body did not arrive in time", 413: "too many bytes or pixels (per image or request)",
+    422: "not an image, truncated, unsupported mode, too many files, or invalid parameters",
+    503: "busy: too many pixels in flight; retry after Retry-After seconds"}.items()}

@@ -1,10 +1,11 @@
 """From uploaded files to results: decode (thread pool), score (micro-batch), render (thread pool).
 
-Before anything is decoded, the pixels the images declare in their headers are summed against the
-per-request budget (`max_request_pixels`): a small body of flat PNGs could otherwise become gigabytes
-of float32. Each file is then decoded on its own; a file that cannot be decoded becomes a per-file
-error while the others are scored. Only when no file could be used at all does the request fail as a
-whole.
+Before anything is decoded, the pixels the images declare in their headers are summed: over the
+per-request limit (`max_request_pixels`) the request is refused (413), and past the process-wide
+budget of pixels in flight (`max_pixels_in_flight`) it is shed (503); a small body of flat PNGs could
+otherwise become gigabytes of float32. The pixels stay reserved until the results are built. Each
+file is then decoded on its own; a file that cannot be decoded becomes a per-file error while the
+others are scored. Only when no file could be used at all does the request fail as a whole.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import numpy as np
 from fastapi import UploadFile
@@ -41,20 +44,26 @@ def declared_pixels(data: bytes, max_pixels: int) -> int:
     return width * height if width * height <= max_pixels else 0
 
 
-async def read_uploads(service: ModelService, uploads: list[UploadFile]) -> list[bytes]:
-    """Every upload's bytes, once the pixels they declare fit the per-request budget (else 413)."""
+@asynccontextmanager
+async def admitted(service: ModelService, uploads: list[UploadFile]) -> AsyncIterator[list[bytes]]:
+    """Every upload's bytes, once the pixels they declare fit the per-request limit (else 413) and the
+    process-wide budget (else 503); the pixels stay reserved until the block ends."""
     datas = [await upload.read() for upload in uploads]
     settings = service.settings
     limit, per_image = settings.max_request_pixels, settings.max_pixels
-    if len(datas) * per_image <= limit:  # cannot go over: skip reading the headers
-        return datas
     total = sum(await run_in_threadpool(lambda: [declared_pixels(data, per_image) for data in datas]))
     if total > limit:
         raise ServiceError(413, "too_many_request_pixels", (
             f"the {len(datas)} images in this request declare {total} pixels in all, more than the limit "
             f"{limit} pixels per request; send them over several requests or downscale them, or raise "
             "ANOMALY_MAX_REQUEST_PIXELS"))
-    return datas
+    with service.budget.reserve(total):
+        yield datas
+
+
+def open_unit(x: float) -> float:
+    """`x` moved inside the open interval (0, 1): a threshold far from every score saturates the logistic."""
+    return float(min(max(x, np.nextafter(0.0, 1.0)), np.nextafter(1.0, 0.0)))
 
 
 async def decode_upload(service: ModelService, detector: Detector, upload: UploadFile, data: bytes,
@@ -85,7 +94,12 @@ async def score_uploads(service: ModelService, uploads: list[UploadFile], *, thr
                         heatmap: HeatmapFormat, regions: bool) -> tuple[Detector, list[ImageResultPublic]]:
     """Score every upload with one model (a reload mid-request does not mix versions)."""
     detector = service.detector
-    datas = await read_uploads(service, uploads)
+    async with admitted(service, uploads) as datas:
+        return detector, await _score(service, detector, uploads, datas, threshold, heatmap, regions)
+
+
+async def _score(service: ModelService, detector: Detector, uploads: list[UploadFile], datas: list[bytes],
+                 threshold: float | None, heatmap: HeatmapFormat, regions: bool) -> list[ImageResultPublic]:
     with service.batcher.incoming(len(uploads)):
         decoded = await asyncio.gather(*(decode_upload(service, detector, upload, data, i)
                                          for i, (upload, data) in enumerate(zip(uploads, datas))))
@@ -104,20 +118,21 @@ async def score_uploads(service: ModelService, uploads: list[UploadFile], *, thr
             rendered = await run_in_threadpool(render_heatmap, detector, array, p, heatmap)
         results[i] = ImageResultPublic(
             filename=filename_of(uploads[i], i), width=array.shape[2], height=array.shape[1], score=p.score,
-            normalised_score=p.normalised_score, threshold=p.threshold, is_anomalous=p.is_anomalous,
+            normalised_score=open_unit(p.normalised_score), threshold=p.threshold, is_anomalous=p.is_anomalous,
             regions=[RegionPublic(bbox=r.bbox, area=r.area, peak=r.peak) for r in p.regions] if regions else None,
             heatmap=rendered)
-    return detector, results
+    return results
 
 
 async def overlay_png(service: ModelService, upload: UploadFile) -> bytes:
     """One upload -> PNG overlay at the image's own resolution, on the calibrated colour scale."""
     detector = service.detector
-    [data] = await read_uploads(service, [upload])
-    with service.batcher.incoming(1):
-        array = await decode_upload(service, detector, upload, data, 0)
-    if isinstance(array, ServiceError):
-        raise array
-    [prediction] = await service.batcher.submit(detector, [array])
-    service.metrics.observe_prediction(version_label(detector), prediction.normalised_score, prediction.is_anomalous)
-    return await run_in_threadpool(lambda: encode_png(detector.heatmap(array, prediction)))
+    async with admitted(service, [upload]) as [data]:
+        with service.batcher.incoming(1):
+            array = await decode_upload(service, detector, upload, data, 0)
+        if isinstance(array, ServiceError):
+            raise array
+        [prediction] = await service.batcher.submit(detector, [array])
+        service.metrics.observe_prediction(version_label(detector), prediction.normalised_score,
+                                           prediction.is_anomalous)
+        return await run_in_threadpool(lambda: encode_png(detector.heatmap(array, prediction)))

@@ -32,6 +32,10 @@ class Metrics:
                                     ["code"], registry=self.registry)
         self.reloads = Counter("anomaly_model_reloads_total", "model reload attempts by result",
                                ["result"], registry=self.registry)
+        self.shed = Counter("anomaly_shed_requests_total", "requests refused with 503 because the pixels in "
+                            "flight would pass ANOMALY_MAX_PIXELS_IN_FLIGHT", registry=self.registry)
+        self.pixels_in_flight = Gauge("anomaly_pixels_in_flight", "decoded pixels held by requests in flight",
+                                      registry=self.registry)
         self.model_info = Gauge("anomaly_model_info", "the model being served (value 1)",
                                 ["uri", "name", "version"], registry=self.registry)
 

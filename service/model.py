@@ -1,4 +1,7 @@
-"""The served model: loaded once in the lifespan, warmed up, reloaded on request or by polling.
+"""The served model: loaded and warmed up once in the lifespan, reloaded on request or by polling.
+
+A model that fails to load or to warm up fails the startup: the cause is logged, and uvicorn exits
+with status 3 instead of serving a model that cannot score.
 
 A reload loads and warms the new model beside the old one and swaps them in one assignment, so
 requests in flight finish on the model they started with; a failed reload keeps the old model,
@@ -28,6 +31,7 @@ from anomaly.model_uri import parse_model_uri
 from service.batcher import MicroBatcher
 from service.config import Settings
 from service.errors import ServiceError
+from service.limits import PixelBudget
 from service.metrics import Metrics
 from service.schemas import ModelRefPublic, ReloadPublic, ReloadStatusPublic
 
@@ -71,6 +75,7 @@ class ModelService:
         self.settings, self.metrics = settings, metrics
         self.batcher = MicroBatcher(settings.max_batch_size, settings.max_wait_ms / 1000,
                                     on_batch=metrics.batch_size.observe)
+        self.budget = PixelBudget(settings.max_pixels_in_flight, metrics)
         self._detector: Detector | None = None
         self.fingerprint: tuple | None = None
         self.loaded_at = 0.0
@@ -86,8 +91,8 @@ class ModelService:
 
     @property
     def detector(self) -> Detector:
-        if self._detector is None:
-            raise ServiceError(503, "not_loaded", "the model is still loading; retry in a few seconds")
+        if self._detector is None:  # the lifespan loads it before the server accepts a request
+            raise RuntimeError("no model is loaded: start() has not run or failed")
         return self._detector
 
     def _load(self) -> tuple[Detector, tuple]:
@@ -109,13 +114,23 @@ class ModelService:
         self.metrics.set_model({**detector.info, "version": version_label(detector)})
 
     async def start(self) -> None:
-        """Load the model (a bad URI fails startup loudly), then warm up in the background."""
+        """Load the model and warm it up; either failing fails startup loudly, with the cause logged."""
         if not self.settings.model:
             raise RuntimeError("no model to serve: set ANOMALY_MODEL or pass `anomaly serve --model URI` "
                                "(a bundle folder, runs:/<id>/model or models:/<name>@<alias>)")
         self.batcher.start()
-        self._install(*await on_own_thread(self._load))
-        self._tasks.append(asyncio.create_task(self._warm_then_ready(), name="warm-up"))
+        detector, fingerprint = await on_own_thread(self._load)
+        if self.settings.warmup:
+            try:
+                await self.batcher.run(self._warm_up, detector)
+            except Exception as error:
+                message = (f"the model {self.settings.model} failed its warm-up ({type(error).__name__}: {error}); "
+                           "not serving it: fix or replace the model")
+                log.error(message)
+                raise RuntimeError(message) from error
+        self._install(detector, fingerprint)
+        self.warmed_up = True
+        log.info("model %s ready", self.settings.model)
         if self.settings.reload_interval_s > 0:
             self._tasks.append(asyncio.create_task(self._poll(), name="reload-poll"))
 
@@ -125,12 +140,6 @@ class ModelService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.batcher.stop()
-
-    async def _warm_then_ready(self) -> None:
-        if self.settings.warmup:
-            await self.batcher.run(self._warm_up, self.detector)
-        self.warmed_up = True
-        log.info("model %s ready", self.settings.model)
 
     async def reload(self, *, only_if_changed: bool = False) -> ReloadPublic:
         """Load the URI again (a moved registry alias, a replaced bundle folder); swap if it loads."""

@@ -1,6 +1,5 @@
 """HTTP routes: thin; the work lives in service.inference and service.model."""
 
-import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Query, Request, Security, UploadFile
@@ -8,8 +7,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from service.auth import KEY_HEADER
 from service.config import Settings
-from service.errors import ERROR_RESPONSES, ServiceError
+from service.errors import ERROR_RESPONSES, ServiceError, too_many_files
 from service.inference import overlay_png, score_uploads
 from service.model import ModelService, model_ref
 from service.page import PAGE
@@ -21,45 +21,33 @@ def get_service(request: Request) -> ModelService:
 
 
 ServiceDep = Annotated[ModelService, Depends(get_service)]
-_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+_key_header = APIKeyHeader(name=KEY_HEADER, auto_error=False,
                            description="the service's API key (ANOMALY_API_KEY); `Authorization: Bearer` works too")
 
 
-def api_key_guard(settings: Settings) -> list:
-    """Dependencies for protected routes: none without a key (so OpenAPI shows no auth), else the check."""
-    if settings.api_key is None:
-        return []
-    expected = settings.api_key.get_secret_value().encode()
-
-    def require_key(request: Request, key: Annotated[str | None, Security(_key_header)] = None) -> None:
-        bearer = request.headers.get("authorization", "")
-        given = key or (bearer[7:] if bearer.lower().startswith("bearer ") else "")
-        if not secrets.compare_digest(given.encode(), expected):
-            raise ServiceError(401, "unauthorized", ("missing API key" if not given else "wrong API key")
-                               + ": send it as the X-API-Key header (or Authorization: Bearer <key>)",
-                               headers={"WWW-Authenticate": 'Bearer realm="anomaly"'})
-
-    return [Depends(require_key)]
+def _declare_key(key: Annotated[str | None, Security(_key_header)] = None) -> None:
+    """OpenAPI only (the key shows in /docs): service.auth.ApiKeyMiddleware checks it, before the body is read."""
 
 
 def build_router(settings: Settings) -> APIRouter:
     """Public health routes, and everything else behind the optional API key."""
     router = APIRouter()
-    protected = APIRouter(dependencies=api_key_guard(settings),
-                          responses={401: ERROR_RESPONSES[401]} if settings.api_key else None)
+    keyed = settings.api_key is not None
+    protected = APIRouter(dependencies=[Depends(_declare_key)] if keyed else [],
+                          responses={401: ERROR_RESPONSES[401]} if keyed else None)
 
     @router.get("/healthz", response_model=HealthPublic, tags=["health"])
     async def healthz() -> HealthPublic:
-        """Alive: the process answers (the model may still be warming up)."""
+        """Alive: the process answers (it starts answering once the model is loaded and warmed up)."""
         return HealthPublic(status="ok")
 
     @router.get("/readyz", response_model=HealthPublic, tags=["health"],
-                responses={503: {"model": HealthPublic, "description": "loading or warming up"}})
+                responses={503: {"model": HealthPublic, "description": "the inference worker is not running"}})
     async def readyz(service: ServiceDep):
-        """Ready: the model is loaded and warmed up."""
+        """Ready: the model is loaded and warmed up, and the inference worker runs."""
         if service.ready:
             return HealthPublic(status="ready")
-        return JSONResponse(HealthPublic(status="warming up").model_dump(), status_code=503)
+        return JSONResponse(HealthPublic(status="not ready").model_dump(), status_code=503)
 
     @protected.post("/v1/predict", response_model=PredictPublic, tags=["scoring"],
                     responses={k: v for k, v in ERROR_RESPONSES.items() if k != 401})
@@ -81,10 +69,13 @@ def build_router(settings: Settings) -> APIRouter:
     @protected.post("/v1/heatmap", response_class=Response, tags=["scoring"],
                     responses={200: {"content": {"image/png": {}}, "description": "PNG overlay"},
                                **{k: v for k, v in ERROR_RESPONSES.items() if k != 401}})
-    async def heatmap(service: ServiceDep,
+    async def heatmap(service: ServiceDep, request: Request,
                       file: Annotated[UploadFile, File(description="one image")]) -> Response:
         """One image in, its heatmap overlay out (image/png) at the image's own resolution, coloured on
         the calibration's fixed scale (a normal image stays blue)."""
+        count = len((await request.form()).getlist("file"))  # the form FastAPI parsed, not parsed again
+        if count > 1:
+            raise ServiceError(422, "too_many_files", too_many_files(count, 1, "/v1/heatmap").detail)
         return Response(await overlay_png(service, file), media_type="image/png")
 
     @protected.get("/v1/model", response_model=ModelPublic, tags=["model"])

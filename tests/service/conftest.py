@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import threading
@@ -20,6 +21,38 @@ SAMPLE = Path(__file__).parents[2] / "anomaly" / "sample"
 NORMAL_JPG = SAMPLE / "MT_Free" / "Imgs" / "exp1_num_154549.jpg"
 DEFECT_JPG = next((SAMPLE / "MT_Crack" / "Imgs").glob("*.jpg"))
 LIMITS = dict(max_request_bytes=1_000_000, max_pixels=1_000_000, max_files=4, max_batch_size=8, max_wait_ms=10)
+KEY = "s3cret-key"
+# a keyed server that drops slow bodies fast, with the default body limit (uploads of tens of MB get in)
+HOSTILE = dict(LIMITS, api_key=KEY, max_request_bytes=40 * 2**20, body_timeout_s=2.0, body_idle_timeout_s=1.0)
+
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+HAVE_CHROMIUM = CHROMIUM.exists() and CHROMEDRIVER.exists()
+
+
+@contextlib.contextmanager
+def chromium(profile: Path, offline: bool = False):
+    """Debian's headless chromium under Selenium. `offline`: every host name but 127.0.0.1 fails to
+    resolve, and the performance log records each request the page makes (`get_log("performance")`)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", "--window-size=1280,1600", f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    if offline:
+        options.add_argument("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
 
 
 class LiveServer:
@@ -71,6 +104,12 @@ def bundle(trained, tmp_path_factory) -> Path:
 def server(bundle) -> Iterator[LiveServer]:
     """No API key, small limits: 1 MB per request, 1 Mpixel per image, 4 files."""
     yield from start(Settings(model=str(bundle), **LIMITS))
+
+
+@pytest.fixture(scope="session")
+def hostile(bundle) -> Iterator[LiveServer]:
+    """API key KEY, 40 MB bodies, 2 s for a whole body and 1 s of silence at most."""
+    yield from start(Settings(model=str(bundle), **HOSTILE))
 
 
 @pytest.fixture(scope="session")

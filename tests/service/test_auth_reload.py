@@ -11,30 +11,24 @@ import pytest
 
 from service.config import Settings
 
-from .conftest import LIMITS, NORMAL_JPG, start
-
-KEY = "s3cret-key"
+from .conftest import KEY, LIMITS, NORMAL_JPG, start
 
 
-@pytest.fixture(scope="module")
-def keyed(bundle):
-    yield from start(Settings(model=str(bundle), api_key=KEY, **LIMITS))
-
-
-def test_every_route_but_health_needs_the_key(keyed):
+def test_every_route_but_health_page_and_docs_needs_the_key(hostile):
     files = {"files": ("a.jpg", NORMAL_JPG.read_bytes())}
     for method, path in (("POST", "/v1/predict"), ("POST", "/v1/heatmap"), ("GET", "/v1/model"),
-                         ("POST", "/v1/model/reload"), ("GET", "/metrics")):
+                         ("POST", "/v1/model/reload"), ("GET", "/metrics"), ("GET", "/no/such/route")):
         for headers in ({}, {"X-API-Key": "wrong"}):
-            response = httpx.request(method, keyed.url + path, headers=headers, timeout=30)
+            response = httpx.request(method, hostile.url + path, headers=headers, timeout=30)
             assert response.status_code == 401, (path, headers)
             assert response.json()["code"] == "unauthorized" and "X-API-Key" in response.json()["detail"]
-    assert httpx.get(keyed.url + "/healthz").status_code == 200 and httpx.get(keyed.url + "/readyz").status_code == 200
-    ok = httpx.post(keyed.url + "/v1/predict", files=files, headers={"X-API-Key": KEY}, timeout=30)
+    for public in ("/healthz", "/readyz", "/", "/docs", "/redoc", "/openapi.json", "/docs-assets/swagger-ui.css"):
+        assert httpx.get(hostile.url + public).status_code == 200, public
+    ok = httpx.post(hostile.url + "/v1/predict", files=files, headers={"X-API-Key": KEY}, timeout=30)
     assert ok.status_code == 200 and ok.json()["results"][0]["score"] is not None
-    bearer = httpx.get(keyed.url + "/metrics", headers={"Authorization": f"Bearer {KEY}"})
+    bearer = httpx.get(hostile.url + "/metrics", headers={"Authorization": f"Bearer {KEY}"})
     assert bearer.status_code == 200
-    schema = httpx.get(keyed.url + "/openapi.json").json()
+    schema = httpx.get(hostile.url + "/openapi.json").json()
     assert "APIKeyHeader" in schema["components"]["securitySchemes"]
 
 
