@@ -84,7 +84,7 @@ def read_rows(out: str | Path) -> list[dict[str, Any]]:
             except UnicodeDecodeError as error:
                 drop(number, f"not UTF-8 ({error.reason} at byte {error.start + 1})")
             except json.JSONDecodeError as error:
-                drop(number, f"not JSON ({error.msg} at column {error.colno})")
+                drop(number, f"not JSON ({error.msg.removesuffix(' at')} at column {error.colno})")
             except RecursionError:
                 drop(number, "not JSON (nested too deep)")
             else:
