@@ -8,7 +8,7 @@ See docs/audit.md for the command line (`anomaly audit`), the outputs, resume an
 
 from anomaly.audit.engine import AuditOptions, AuditSummary, run_audit
 from anomaly.audit.inputs import artifact_name, expand_inputs
-from anomaly.audit.results import COLUMNS, ResumeError, read_rows
+from anomaly.audit.results import COLUMNS, ResumeError, ResumeWarning, read_rows
 
-__all__ = ["COLUMNS", "AuditOptions", "AuditSummary", "ResumeError", "artifact_name", "expand_inputs",
-           "read_rows", "run_audit"]
+__all__ = ["COLUMNS", "AuditOptions", "AuditSummary", "ResumeError", "ResumeWarning", "artifact_name",
+           "expand_inputs", "read_rows", "run_audit"]
