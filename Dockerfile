@@ -1,6 +1,8 @@
 # The scoring service: `anomaly serve` on CPU torch, as a non-root user.
 #   docker build -t anomaly .
 #   docker run -p 8000:8000 -v "$PWD/runs/sample:/models/model:ro" anomaly
+#     (uid 10001 reads the mounted bundle: `anomaly train` writes its files readable by all, 0644 under
+#     umask 022; the server writes nothing there)
 #   docker run -p 8000:8000 -e ANOMALY_MODEL=models:/mtd@champion -e MLFLOW_TRACKING_URI=http://mlflow:5000 anomaly
 FROM python:3.11-slim
 

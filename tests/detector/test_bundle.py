@@ -1,5 +1,7 @@
 import dataclasses
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -54,3 +56,19 @@ def test_a_draem_bundle_that_holds_only_the_options_given_loads_as_it_was_traine
     assert bundle.config.options == {**given, "seg_depth": seg_depth}
     with torch.no_grad():
         assert torch.equal(bundle.build_model().anomaly_map(x), expected)
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)], ids=["022", "002", "077"])
+def test_bundle_files_are_written_readable_as_any_data_file_under_the_umask(trained, tmp_path, umask, mode):
+    """weights.safetensors once came out 0600 whatever the umask (safetensors' own writer), so a
+    read-only mount served by another user could not read it; every file is now 0666 & ~umask."""
+    bundle = load_bundle(trained.bundle_path)
+    previous = os.umask(umask)
+    try:
+        path = save_bundle(tmp_path / "b", bundle.config, bundle.state_dict, bundle.calibration)
+    finally:
+        os.umask(previous)
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.iterdir()} == dict.fromkeys(
+        [CONFIG, WEIGHTS, CALIBRATION], mode)
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in trained.bundle_path.iterdir()} == dict.fromkeys(
+        [CONFIG, WEIGHTS, CALIBRATION], oct(0o666 & ~previous))  # what `train` wrote in this session
