@@ -53,7 +53,7 @@ class Calibration:
                 number("n_images", value, "[1, inf)", integer=True)
             elif field.name.endswith("fpr"):
                 number(field.name, value, "(0, 1)")
-            elif value is not None or field.name != "f1_threshold":
+            elif not (field.name == "f1_threshold" and value is None):
                 number(field.name, value, "[0, inf)" if field.name == "score_std" else "")
         if self.map_high < self.map_low:
             raise invalid("map_high", f"at least map_low = {self.map_low}", self.map_high)

@@ -93,9 +93,11 @@ class ModelConfig:
     def check(self) -> ModelConfig:
         """Self, if every field is within its rule (caps in the module docstring; the model's own
         rules in anomaly.models.check_model_config); else ValueError naming the first field that is not."""
-        from anomaly.models import MODEL_CLASSES, check_model_config
+        from anomaly.models import check_model_config
 
-        one_of("name", self.name, sorted(MODEL_CLASSES))
+        if not isinstance(self.options, dict):
+            raise invalid("options", "a JSON object", self.options)
+        check_model_config(self)  # name first, then residual and options
         if not isinstance(self.channels, int) or isinstance(self.channels, bool) or self.channels not in (1, 3):
             raise invalid("channels", "1 (grey) or 3 (RGB)", self.channels)
         for name, cap in CAPS.items():
@@ -108,9 +110,6 @@ class ModelConfig:
         number("topk", self.topk, "(0, 1]")
         number("beta", self.beta, "[0, inf)")
         number("lr", self.lr, "(0, inf)")
-        if not isinstance(self.options, dict):
-            raise invalid("options", "a JSON object", self.options)
-        check_model_config(self)
         return self
 
 

@@ -113,7 +113,8 @@ def test_cmd_serves_a_read_only_bundle_as_another_user(trained):
         env["HOME"] = str(root / "home")
         cmd = json.loads(next(args for name, args in instructions() if name == "CMD"))
         read_only = 'mount --bind -o ro "$0" "$0" && exec "$@"'  # in the namespace only, gone with it
-        as_user = ["unshare", "--mount", "--propagation", "private", "sh", "-c", read_only, str(model), "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *cmd]
+        as_user = ["unshare", "--mount", "--propagation", "private", "sh", "-c", read_only, str(model),
+                   "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *cmd]
         server = serve_until_healthy(as_user, env, root / "home")
         try:
             image = next(s.image for s in trained.samples if s.label == 1)
