@@ -33,8 +33,8 @@ def _warn(message: object) -> None:
 
 @contextmanager
 def _audit_errors(out: Path) -> Iterator[None]:
-    """Resume warnings on stderr as one line each; an audit that stops unfinished exits 3 with what
-    stopped it (and the traceback when it is a bug), never with Python's 1 (the anomalies code)."""
+    """Resume warnings on stderr as one line each; Ctrl-C exits 130; an audit that stops unfinished exits 3
+    with what stopped it (and the traceback when it is a bug), never with Python's 1 (the anomalies code)."""
     from anomaly.audit.inputs import readable
     from anomaly.audit.results import ResumeWarning
 
@@ -47,6 +47,10 @@ def _audit_errors(out: Path) -> Iterator[None]:
             yield
         except (typer.Exit, typer.Abort):
             raise
+        except KeyboardInterrupt:
+            kept = escape(readable(f"rows written so far are kept in {out}"))
+            err_console.print(f"[yellow]interrupted:[/] {kept}; rerun the same command with --resume to finish")
+            raise typer.Exit(130) from None
         except Exception as error:  # noqa: BLE001 - reported, then exit 3
             if not isinstance(error, OSError):
                 traceback.print_exc()
@@ -160,8 +164,4 @@ def _run(inputs: list[str], model: str, backend: str, options, progress: bool):
             summary = run_audit(detector, paths, options, progress=lambda n: bar.advance(task, n), on_start=on_start)
     except ResumeError as error:
         fail(str(error))
-    except KeyboardInterrupt:
-        _warn(f"interrupted: rows written so far are kept in {options.out}; rerun the same command with --resume "
-              "to finish")
-        raise typer.Exit(130)
     return summary, detector
