@@ -90,8 +90,10 @@ def calibrate_command(
     data: Annotated[str, Opt(help="normal images: a folder, a manifest CSV or an MVTec folder (label-0 images)")],
     fpr: Annotated[Optional[float], Opt(help="target false-alarm rate (default: the model's own)")] = None,
     pixel_fpr: Annotated[Optional[float], Opt(help="target pixel false-positive rate (default: the model's)")] = None,
-    out: Annotated[Optional[str], Opt(help="also write the re-calibrated bundle to this folder")] = None,
-    tracking: Annotated[bool, Opt("--tracking/--no-tracking", help="log a run and register a new version")] = True,
+    out: Annotated[Optional[str], Opt(help="also write the re-calibrated bundle to this folder (default: none, "
+                                            "only MLflow has it)")] = None,
+    tracking: Annotated[bool, Opt("--tracking/--no-tracking", help="log a run and register a new "
+                                                                   "version")] = True,
     experiment: Annotated[Optional[str], Opt(help="MLflow experiment (default: the source model's)")] = None,
     register_as: Annotated[Optional[str], Opt(help="registered model name (default: the source model's)")] = None,
     promote: Annotated[bool, Opt("--promote", help="move the 'champion' alias to the new version")] = False,

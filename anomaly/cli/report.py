@@ -1,9 +1,13 @@
 """Rich rendering of an evaluation report."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from rich.table import Table
 
-from anomaly.evaluation import MetricReport
-from anomaly.painted import summary
+if TYPE_CHECKING:  # importing it loads torch: not for `anomaly --help`
+    from anomaly.evaluation import MetricReport
 
 
 def _fmt(value: float | None) -> str:
@@ -11,6 +15,8 @@ def _fmt(value: float | None) -> str:
 
 
 def report_table(report: MetricReport, title: str = "Evaluation") -> Table:
+    from anomaly.painted import summary
+
     table = Table(title=title)
     for column in ("subset", "images", "image AUROC", "pixel AUROC", "AUPRO@0.3", "F1@thr"):
         table.add_column(column, justify="left" if column == "subset" else "right")

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from anomaly.cli.app import app, console, user_errors
+from anomaly.config import TrainConfig as D  # the defaults the help states
 
 Opt = typer.Option
 
@@ -25,42 +26,48 @@ def parse_options(pairs: list[str]) -> dict:
 
 @app.command()
 def train(
-    config: Annotated[Optional[Path], Opt(help="YAML file with any of the keys below (CLI options win)")] = None,
+    config: Annotated[Optional[Path], Opt(help="YAML file with any of the keys below (CLI options win) "
+                                               "(default: none, the defaults below)")] = None,
     model: Annotated[Optional[str], Opt(help="ae | ssim-ae | vae | dae | inpaint | twodec | ganomaly | draem "
-                                             "(docs/models.md) (default: draem)")] = None,
+                                             f"(docs/models.md) (default: {D.model})")] = None,
     data: Annotated[Optional[str], Opt(help="manifest CSV, MVTec-style folder or folder of normal images "
                                             "(default: the bundled MTD sample)")] = None,
-    out: Annotated[Optional[str], Opt(help="bundle folder to write (default: runs/latest)")] = None,
+    out: Annotated[Optional[str], Opt(help=f"bundle folder to write (default: {D.out})")] = None,
     image_size: Annotated[Optional[str], Opt(help="model input size: 256 or HxW such as 256x640 "
                                                    "(default: the model's, 128 for draem, 256 for the others)")] = None,
-    channels: Annotated[Optional[int], Opt(help="1 or 3; 0 guesses from the data")] = None,
-    epochs: Annotated[Optional[int], Opt(help="0: the model's default (docs/models.md) (default: 0)")] = None,
-    batch_size: Annotated[Optional[int], Opt()] = None,
-    seed: Annotated[Optional[int], Opt()] = None,
-    accelerator: Annotated[Optional[str], Opt(help="auto | cpu | gpu")] = None,
-    precision: Annotated[Optional[str], Opt(help="32 | bf16-mixed | auto (bf16-mixed on a recent GPU "
-                                                 "or a CPU with AMX)")] = None,
-    lr: Annotated[Optional[float], Opt(help="learning rate")] = None,
-    width: Annotated[Optional[int], Opt(help="channels of the first stage")] = None,
-    depth: Annotated[Optional[int], Opt(help="number of stride-2 stages")] = None,
-    latent_dim: Annotated[Optional[int], Opt()] = None,
-    beta: Annotated[Optional[float], Opt(help="KL weight (vae)")] = None,
+    channels: Annotated[Optional[int], Opt(help=f"1 or 3; 0 guesses from the data (default: {D.channels})")] = None,
+    epochs: Annotated[Optional[int], Opt(help=f"0: the model's default (docs/models.md) (default: {D.epochs})")] = None,
+    batch_size: Annotated[Optional[int], Opt(help=f"images per training step (default: {D.batch_size})")] = None,
+    seed: Annotated[Optional[int], Opt(help="random seed: weights, held-out normals, augmentations "
+                                            f"(default: {D.seed})")] = None,
+    accelerator: Annotated[Optional[str], Opt(help=f"auto | cpu | gpu (default: {D.accelerator})")] = None,
+    precision: Annotated[Optional[str], Opt(help="32 | bf16-mixed | auto (bf16-mixed on a recent GPU or a CPU with "
+                                                 f"AMX) (default: {D.precision})")] = None,
+    lr: Annotated[Optional[float], Opt(help=f"learning rate (default: {D.lr})")] = None,
+    width: Annotated[Optional[int], Opt(help=f"channels of the first stage (default: {D.width})")] = None,
+    depth: Annotated[Optional[int], Opt(help=f"number of stride-2 stages (default: {D.depth})")] = None,
+    latent_dim: Annotated[Optional[int], Opt(help=f"size of the bottleneck code (default: {D.latent_dim})")] = None,
+    beta: Annotated[Optional[float], Opt(help=f"KL weight (vae) (default: {D.beta})")] = None,
     residual: Annotated[Optional[str], Opt(help="anomaly map: l2 | ssim | ssim+l2 (inpaint also msgms; draem "
-                                                "segmentation, or another for its repair net alone) (default: the model's, docs/models.md)")] = None,
+                                                "segmentation, or another for its repair net alone) "
+                                                "(default: the model's, docs/models.md)")] = None,
     smoothing_sigma: Annotated[Optional[float], Opt(help="Gaussian smoothing of the map in model pixels, 0 = off "
                                                          "(default: the model's, docs/models.md)")] = None,
-    score_reduction: Annotated[Optional[str], Opt(help="max | topk (default: max)")] = None,
-    topk: Annotated[Optional[float], Opt(help="fraction of pixels averaged by --score-reduction topk")] = None,
-    fpr: Annotated[Optional[float], Opt(help="target false-alarm rate on normal images")] = None,
-    pixel_fpr: Annotated[Optional[float], Opt(help="target false-positive rate on normal pixels")] = None,
-    val_fraction: Annotated[Optional[float], Opt(help="normal images held out for calibration")] = None,
-    num_workers: Annotated[Optional[int], Opt(help="data-loading worker processes")] = None,
+    score_reduction: Annotated[Optional[str], Opt(help=f"max | topk (default: {D.score_reduction})")] = None,
+    topk: Annotated[Optional[float], Opt(help="fraction of pixels averaged by --score-reduction topk "
+                                              f"(default: {D.topk})")] = None,
+    fpr: Annotated[Optional[float], Opt(help=f"target false-alarm rate on normal images (default: {D.fpr})")] = None,
+    pixel_fpr: Annotated[Optional[float], Opt(help="target false-positive rate on normal pixels "
+                                                   f"(default: {D.pixel_fpr})")] = None,
+    val_fraction: Annotated[Optional[float], Opt(help="normal images held out for calibration "
+                                                      f"(default: {D.val_fraction})")] = None,
+    num_workers: Annotated[Optional[int], Opt(help=f"data-loading worker processes (default: {D.num_workers})")] = None,
     option: Annotated[Optional[list[str]], Opt(help="model-specific hyperparameter KEY=VALUE (YAML value), "
-                                                    "repeatable, e.g. --option noise_std=0.1")] = None,
+                                                    "repeatable, e.g. --option noise_std=0.1 (default: none)")] = None,
     evaluate: Annotated[bool, Opt(help="score the test split afterwards when there is one")] = True,
     tracking: Annotated[Optional[bool], Opt("--tracking/--no-tracking",
                                             help="log the run and register the model in MLflow "
-                                                 "(default: on)")] = None,
+                                                 "(default: tracking)")] = None,
     experiment: Annotated[Optional[str], Opt(help="MLflow experiment (default: the dataset's name)")] = None,
     register_as: Annotated[Optional[str], Opt(help="registered model name (default: the experiment)")] = None,
     promote: Annotated[Optional[bool], Opt("--promote", help="move the 'champion' alias to this version "
