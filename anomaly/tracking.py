@@ -33,12 +33,17 @@ from mlflow.exceptions import MlflowException
 import anomaly
 from anomaly.model_uri import EXPECTED, ModelURI, RegistryError, parse_model_uri  # noqa: F401 - public here too
 from anomaly.provenance import dataset_fingerprint, git_commit  # noqa: F401 - public here too
+from anomaly.quiet import quiet
 
 CHAMPION = "champion"
 CRITERION = "test/image_auroc"  # promotion criterion (higher is better), logged when labels exist
 FALLBACK_CRITERION = "painted/drawn_pixel_auroc"  # without labelled test images: painted defects (anomaly.painted)
 MODEL_ARTIFACT = "model"  # name of the logged model inside each run: runs:/<run_id>/model
 MODEL_CODE = Path(__file__).with_name("mlflow_model.py")
+# MLflow's own tag for an experiment of trained models (its UI's "Machine learning" kind, not "GenAI apps & agents")
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+# MLflow's INFO logs (tables created, system metrics started) and download bars (anomaly.quiet; --verbose shows them)
+MLFLOW_NOISE = dict(loggers=["mlflow"], env={"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"})
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,7 @@ def experiment_id(name: str, mlflow_client: MlflowClient) -> str:
         root = artifact_root()
         location = (root / re.sub(r"[^\w.-]+", "_", name)).as_uri() if root else None
         try:
-            return mlflow_client.create_experiment(name, artifact_location=location)
+            return mlflow_client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
         except MlflowException:  # created meanwhile by another process
             found = mlflow_client.get_experiment_by_name(name)
             if found is None:
@@ -111,15 +116,15 @@ def run_experiment(run_id: str) -> str:
 def start_run(experiment: str, run_name: str, tags: dict[str, str]) -> Iterator[str]:
     """An MLflow run with system metrics (CPU, memory, disk, GPU) and provenance tags; yields its id.
     The run ends FAILED when the block raises."""
-    mlflow_client = client()
-    exp_id = experiment_id(experiment, mlflow_client)
     system = importlib.util.find_spec("psutil") is not None
     if not system:
         warnings.warn("psutil is not installed, so this run has no system metrics; `pip install psutil`",
                       stacklevel=3)
     tags = {"anomaly.version": anomaly.__version__, "git.commit": git_commit(), **tags}
-    with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=tags, log_system_metrics=system) as run:
-        yield run.info.run_id
+    with quiet(**MLFLOW_NOISE):
+        exp_id = experiment_id(experiment, client())
+        with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=tags, log_system_metrics=system) as run:
+            yield run.info.run_id
 
 
 def _name(key: str) -> str:
@@ -186,9 +191,12 @@ def log_bundle(bundle: str | Path, register_as: str, example_image: bytes) -> st
     example = pd.DataFrame({"image": [base64.b64encode(example_image).decode("ascii")]})
     packages = ["torch", "lightning", "numpy", "pillow", "scikit-image", "safetensors", "pandas", "mlflow"]
     requirements = [f"anomaly=={anomaly.__version__}"] + [f"{p}=={installed_version(p)}" for p in packages]
-    info = mlflow.pyfunc.log_model(
-        name=MODEL_ARTIFACT, python_model=str(MODEL_CODE), artifacts={"bundle": str(bundle)}, signature=signature,
-        input_example=example, pip_requirements=requirements, registered_model_name=register_as)
+    # the model's input is checked by its signature; type hints on predict would add nothing
+    with quiet(warnings=[".*Add type hints to the `predict` method"], **MLFLOW_NOISE):
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT, python_model=str(MODEL_CODE), artifacts={"bundle": str(bundle)},
+            signature=signature, input_example=example, pip_requirements=requirements,
+            registered_model_name=register_as)
     return str(info.registered_model_version)
 
 
@@ -278,7 +286,8 @@ def download_bundle(uri: str) -> Iterator[tuple[Path, dict[str, Any]]]:
     info = _resolve(uri, mlflow_client)
     with tempfile.TemporaryDirectory(prefix="anomaly-model-") as target:
         try:
-            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=info["pinned"], dst_path=target))
+            with quiet(**MLFLOW_NOISE):
+                local = Path(mlflow.artifacts.download_artifacts(artifact_uri=info["pinned"], dst_path=target))
         except MlflowException as error:
             raise RegistryError(f"cannot download {uri}: {error.message}") from None
         mlmodel = local / "MLmodel"
@@ -289,14 +298,32 @@ def download_bundle(uri: str) -> Iterator[tuple[Path, dict[str, Any]]]:
         yield local / bundle["path"], info
 
 
-def serve_ui(host: str, port: int) -> None:
-    """Run the MLflow UI (an `mlflow server`, one worker) on the current store until interrupted."""
-    from mlflow.cli import cli
-
+def local_store() -> str:
+    """The tracking URI, when it is a store on this machine the UI can be served on (not a tracking server)."""
     uri = tracking_uri()
     if uri.startswith(("http://", "https://")):
         raise ValueError(f"MLFLOW_TRACKING_URI is the tracking server {uri}: open that address in a browser, "
                          "it serves the UI; unset the variable to browse the local store instead")
+    return uri
+
+
+def ui_landing(url: str) -> str:
+    """The page of the UI at `url` where the latest run is reviewed: the runs of its experiment (the experiment
+    list when there is no run yet), in the UI's "Machine learning" view. MLflow 3's UI opens experiments in the
+    GenAI view (traces) unless the `workflowType` query parameter, or the view last chosen in that browser,
+    says otherwise."""
+    mlflow_client = client()
+    ids = [e.experiment_id for e in mlflow_client.search_experiments()]
+    latest = mlflow_client.search_runs(ids, max_results=1, order_by=["attributes.start_time DESC"]) if ids else []
+    page = f"experiments/{latest[0].info.experiment_id}/runs" if latest else "experiments"
+    return f"{url}/#/{page}?workflowType=machine_learning"
+
+
+def serve_ui(host: str, port: int) -> None:
+    """Run the MLflow UI (an `mlflow server`, one worker) on the current store until interrupted."""
+    from mlflow.cli import cli
+
+    uri = local_store()
     args = ["server", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1"]
     if (root := artifact_root(uri)) is not None:
         args += ["--artifacts-destination", str(root)]

@@ -15,6 +15,8 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
 from anomaly import tracking
 from anomaly.config import TrainConfig
 from anomaly.training import TrainResult, train
@@ -84,3 +86,34 @@ def ui(home, run) -> str:
             pass
         time.sleep(0.5)
     pytest.fail(f"anomaly ui did not answer /health in 150 s:\n{(home.path / 'ui.log').read_text()}")
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Headless Debian chromium driven by Selenium (skipped where it is not installed)."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip("chromium / chromedriver are not installed (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_for_text(driver, wanted: tuple[str, ...], seconds: float = 60) -> str:
+    """The page's visible text once it holds every string of `wanted` (or when `seconds` have passed)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        text = driver.find_element("tag name", "body").text
+        if all(w in text for w in wanted) or time.monotonic() > deadline:
+            return text
+        time.sleep(0.5)

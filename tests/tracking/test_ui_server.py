@@ -94,29 +94,14 @@ def test_champion_loaded_through_the_server_scores_like_the_local_bundle(ui, run
                                                                        rel=1e-6)
 
 
-def test_run_page_in_a_browser_lists_the_metrics(ui, run, tmp_path):
-    if not (os.path.exists("/usr/bin/chromium") and os.path.exists("/usr/bin/chromedriver")):
-        pytest.skip("chromium / chromedriver are not installed (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,1000"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    try:
-        experiment = rest(ui, "runs/get", run_id=run.registration.run_id)["run"]["info"]["experiment_id"]
-        driver.get(f"{ui}/#/experiments/{experiment}/runs/{run.registration.run_id}")
-        deadline = time.monotonic() + 60
-        wanted = ("calibration/image_threshold", "painted/drawn_pixel_auroc", "test/image_auroc", "train-ssim-ae")
-        while time.monotonic() < deadline and not all(w in driver.page_source for w in wanted):
-            time.sleep(0.5)
-        shot = os.environ.get("ANOMALY_UI_SCREENSHOT") or str(tmp_path / "run-page.png")
-        driver.save_screenshot(shot)
-        missing = [w for w in wanted if w not in driver.page_source]
-        assert not missing, f"run page lacks {missing}; screenshot: {shot}"
-    finally:
-        driver.quit()
+def test_run_page_in_a_browser_lists_the_metrics(ui, run, browser, tmp_path):
+    experiment = rest(ui, "runs/get", run_id=run.registration.run_id)["run"]["info"]["experiment_id"]
+    browser.get(f"{ui}/#/experiments/{experiment}/runs/{run.registration.run_id}")
+    deadline = time.monotonic() + 60
+    wanted = ("calibration/image_threshold", "painted/drawn_pixel_auroc", "test/image_auroc", "train-ssim-ae")
+    while time.monotonic() < deadline and not all(w in browser.page_source for w in wanted):
+        time.sleep(0.5)
+    shot = os.environ.get("ANOMALY_UI_SCREENSHOT") or str(tmp_path / "run-page.png")
+    browser.save_screenshot(shot)
+    missing = [w for w in wanted if w not in browser.page_source]
+    assert not missing, f"run page lacks {missing}; screenshot: {shot}"
