@@ -54,14 +54,14 @@ def _metrics(labels: np.ndarray, scores: np.ndarray, masks: list, maps: list) ->
 
 
 def evaluate(detector: Detector, samples: Sequence[Sample], *, batch_size: int = 16,
-             on_batch: Callable[[int], None] | None = None, painted: bool = False
-             ) -> tuple[MetricReport, list[Prediction]]:
+             on_batch: Callable[[int], None] | None = None, painted: bool = False,
+             on_draw: Callable[[], None] = lambda: None) -> tuple[MetricReport, list[Prediction]]:
     """Score `samples` (usually the test split) and compute every metric at the images' own sizes.
 
     Masks: an anomalous image without a mask is left out of the pixel metrics; normal images count
     as all-normal pixels. `on_batch(n)` is called after each batch (progress bars). With `painted`, the
     defects of anomaly.painted are also painted into the normal images and found again (a check on new
-    normal images that needs no labelled defect)."""
+    normal images that needs no labelled defect); `on_draw()` is called after each of its draws."""
     if not samples:
         raise ValueError("nothing to evaluate: the data has no test images (split 'test')")
     masks = [decode_mask(s.mask) if s.mask else None for s in samples]  # before scoring: a bad mask fails fast
@@ -99,5 +99,6 @@ def evaluate(detector: Detector, samples: Sequence[Sample], *, batch_size: int =
         n_anomalous=int(labels.sum()), per_defect=per_defect, images_per_second=len(samples) / seconds,
         seconds=seconds, false_alarm_rate=float((normal_scores >= threshold).mean()) if normals else None,
         target_fpr=detector.calibration.target_fpr,
-        painted=painted_aurocs(detector, normal_batches(normals, detector.config.channels)) if painted else {})
+        painted=painted_aurocs(detector, normal_batches(normals, detector.config.channels), on_draw=on_draw)
+        if painted else {})
     return report, predictions

@@ -144,23 +144,30 @@ def recipe_aurocs(detector: Detector, normals: DataLoader, recipe: Recipe, draw:
     return image_auroc(has_defect, np.concatenate(scores)), pixel_auroc(masks, maps)
 
 
-def mean_aurocs(detector: Detector, normals: DataLoader, recipe: Recipe, draws: int = DRAWS) -> np.ndarray:
+def mean_aurocs(detector: Detector, normals: DataLoader, recipe: Recipe, draws: int = DRAWS,
+                on_draw: Callable[[], None] = lambda: None) -> np.ndarray:
     """(image AUROC, pixel AUROC) of `recipe_aurocs`, averaged over draws 0 .. draws - 1 (those with both
-    classes; NaN when none has)."""
-    values = np.array([recipe_aurocs(detector, normals, recipe, draw) for draw in range(draws)])
+    classes; NaN when none has). `on_draw()` is called after each draw (progress bars)."""
+    values = []
+    for draw in range(draws):
+        values.append(recipe_aurocs(detector, normals, recipe, draw))
+        on_draw()
+    values = np.array(values)
     valid = ~np.isnan(values[:, 0])
     return values[valid].mean(axis=0) if valid.any() else np.array([math.nan, math.nan])
 
 
-def painted_aurocs(detector: Detector, normals: DataLoader, draws: int = DRAWS) -> dict[str, float]:
+def painted_aurocs(detector: Detector, normals: DataLoader, draws: int = DRAWS,
+                   on_draw: Callable[[], None] = lambda: None) -> dict[str, float]:
     """{"drawn_image_auroc", "drawn_pixel_auroc", "thin_image_auroc", "thin_pixel_auroc"}: each recipe's mean
     over `draws` on the batches of `normals`. Empty for fewer than two images; a recipe none of whose draws
-    gave both a clean and a damaged image is left out."""
+    gave both a clean and a damaged image is left out. `on_draw()` is called after each of the
+    len(RECIPES) * draws draws."""
     if len(normals.dataset) < 2:
         return {}
     values = {}
     for name, recipe in RECIPES.items():
-        image, pixel = mean_aurocs(detector, normals, recipe, draws)
+        image, pixel = mean_aurocs(detector, normals, recipe, draws, on_draw)
         values.update({f"{name}_image_auroc": float(image), f"{name}_pixel_auroc": float(pixel)})
     return {k: v for k, v in values.items() if not math.isnan(v)}
 

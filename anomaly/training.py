@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import sys
 import time
 from dataclasses import dataclass
 from importlib.resources import files
@@ -20,6 +22,7 @@ from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels
 from anomaly.detector import Detector, TorchScorer, preprocess, score_images
 from anomaly.models import build_model, default_epochs, resolve_options
 from anomaly.painted import normal_batches, painted_aurocs
+from anomaly.quiet import quiet
 
 if TYPE_CHECKING:
     from anomaly.evaluation import MetricReport
@@ -91,6 +94,32 @@ class EpochLosses(L.Callback):
             self.on_epoch(self.history[-1], step=trainer.current_epoch)
 
 
+class EpochLines(L.Callback):
+    """One line per epoch on stdout, for logs (the progress bar when stdout is not a terminal):
+    `epoch 3/30 · train/loss 0.0123 · val/loss 0.0130 · 4.2 s · ETA 0:01:52`."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.epoch_start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        now, done, total = time.perf_counter(), trainer.current_epoch + 1, trainer.max_epochs
+        losses = [f"{k} {float(trainer.callback_metrics[k]):.4g}" for k in ("train/loss", "val/loss")
+                  if k in trainer.callback_metrics]
+        eta = datetime.timedelta(seconds=round((now - self.start) / done * (total - done)))
+        print(" · ".join([f"epoch {done}/{total}", *losses, f"{now - self.epoch_start:.1f} s", f"ETA {eta}"]),
+              flush=True)
+
+
+# Lightning's and torch's chatter during a fit (anomaly.quiet; `anomaly --verbose` shows it)
+LIGHTNING_NOISE = dict(warnings=[r"`isinstance\(treespec, LeafSpec\)` is deprecated"],
+                       loggers=["lightning.pytorch", "lightning.fabric"])
+
+
 def resolve_precision(precision: str, accelerator: str) -> str:
     """"auto" -> "bf16-mixed" where training will run on hardware that computes bfloat16 fast (a CUDA
     GPU that supports it; a CPU with AMX), else "32"; any other value is returned unchanged. A CPU
@@ -150,19 +179,21 @@ def _fit(config: TrainConfig, samples: list[Sample], *, logger: Any, progress: b
     check_scoring_path(model, model_config)
     losses = EpochLosses(on_epoch)
     callbacks = [losses, *callbacks]
+    bars = progress and sys.stdout.isatty()  # Rich bars on a terminal, one line per epoch in a log
     if progress:
-        callbacks.append(L.pytorch.callbacks.RichProgressBar())
-    trainer = L.Trainer(
-        max_epochs=config.epochs, accelerator=config.accelerator, precision=config.precision, devices=1, logger=logger,
-        callbacks=callbacks, enable_checkpointing=False, enable_model_summary=False,
-        enable_progress_bar=progress, deterministic="warn", log_every_n_steps=1,
-        num_sanity_val_steps=0)
-    # Deterministic mode also fills each new tensor with NaN, a debugging aid for reads of uninitialised memory
-    # that changes no result and cost 5% of a draem training step on a CPU, 29% on a GPU (experiments/bench_step.py)
-    torch.utils.deterministic.fill_uninitialized_memory = False
-    start = time.perf_counter()
-    trainer.fit(model, datamodule)
-    train_seconds = time.perf_counter() - start
+        callbacks.append(L.pytorch.callbacks.RichProgressBar() if bars else EpochLines())
+    with quiet(**LIGHTNING_NOISE):
+        trainer = L.Trainer(
+            max_epochs=config.epochs, accelerator=config.accelerator, precision=config.precision, devices=1,
+            logger=logger, callbacks=callbacks, enable_checkpointing=False, enable_model_summary=False,
+            enable_progress_bar=bars, deterministic="warn", log_every_n_steps=1, num_sanity_val_steps=0)
+        # Deterministic mode also fills each new tensor with NaN, a debugging aid for reads of uninitialised
+        # memory that changes no result and cost 5% of a draem training step on a CPU, 29% on a GPU
+        # (experiments/bench_step.py)
+        torch.utils.deterministic.fill_uninitialized_memory = False
+        start = time.perf_counter()
+        trainer.fit(model, datamodule)
+        train_seconds = time.perf_counter() - start
     model.eval()
     calibration = calibrate_model(model, model_config, datamodule.val_samples, fpr=config.fpr,
                                   pixel_fpr=config.pixel_fpr)

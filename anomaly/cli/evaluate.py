@@ -17,6 +17,7 @@ def run_evaluation(model_uri: str, data: str, split: str, batch_size: int, progr
     from anomaly.data import load_samples
     from anomaly.detector import Detector
     from anomaly.evaluation import evaluate
+    from anomaly.painted import DRAWS, RECIPES
 
     detector = Detector.load(model_uri, backend=backend)
     everything = load_samples(data)
@@ -25,19 +26,22 @@ def run_evaluation(model_uri: str, data: str, split: str, batch_size: int, progr
         splits = sorted({s.split for s in everything})
         fail(f"{data} has no images in split {split!r} (its splits: {', '.join(splits)}; a plain folder's images are "
              f"all 'train'); use --split {splits[0]}")
+    painted = not any(s.label for s in samples) if painted is None else painted
     with Progress(console=console, disable=not progress, transient=True) as bar:
-        task = bar.add_task("scoring", total=len(samples))
-        report, _ = evaluate(detector, samples, batch_size=batch_size, on_batch=lambda n: bar.advance(task, n),
-                             painted=not any(s.label for s in samples) if painted is None else painted)
+        scoring = bar.add_task("scoring", total=len(samples))
+        drawing = bar.add_task("painted defects", total=len(RECIPES) * DRAWS, visible=painted)
+        report, _ = evaluate(detector, samples, batch_size=batch_size, on_batch=lambda n: bar.advance(scoring, n),
+                             painted=painted, on_draw=lambda: bar.advance(drawing))
     return report
 
 
 @app.command()
 def evaluate(
     model: Annotated[str, typer.Option(help="bundle folder, runs:/<id>/model or models:/<name>@<alias>")],
-    data: Annotated[str, typer.Option(help="manifest CSV or MVTec-style folder with labelled images")] = "",
+    data: Annotated[str, typer.Option(help="manifest CSV or MVTec-style folder with labelled images (default: the "
+                                           "bundled MTD sample)", show_default=False)] = "",
     split: Annotated[str, typer.Option(help="which split to score")] = "test",
-    batch_size: Annotated[int, typer.Option(help="images per inference batch")] = 16,
+    batch_size: Annotated[int, typer.Option(min=1, help="images per inference batch")] = 16,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of a table")] = False,
     backend: Annotated[str, typer.Option(help="torch, or onnxruntime (a bundle is exported at load; an "
                                                "`anomaly export` folder is run as is)")] = "torch",
