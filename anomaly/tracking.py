@@ -31,7 +31,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 import anomaly
-from anomaly.model_uri import EXPECTED, ModelURI, RegistryError, parse_model_uri  # noqa: F401 - public here too
+from anomaly.model_uri import EXPECTED, ModelURI, RegistryError, bundle_folder, parse_model_uri  # noqa: F401 - public here too
 from anomaly.provenance import dataset_fingerprint, git_commit  # noqa: F401 - public here too
 from anomaly.quiet import quiet
 
@@ -291,11 +291,7 @@ def download_bundle(uri: str) -> Iterator[tuple[Path, dict[str, Any]]]:
         except MlflowException as error:
             raise RegistryError(f"cannot download {uri}: {error.message}") from None
         mlmodel = local / "MLmodel"
-        artifacts = (yaml.safe_load(mlmodel.read_text()) if mlmodel.is_file() else {}) or {}
-        bundle = artifacts.get("flavors", {}).get("python_function", {}).get("artifacts", {}).get("bundle")
-        if not bundle:
-            raise RegistryError(f"{uri} is not an anomaly model: its MLmodel has no 'bundle' artifact")
-        yield local / bundle["path"], info
+        yield bundle_folder(local, yaml.safe_load(mlmodel.read_text()) if mlmodel.is_file() else None, uri), info
 
 
 def local_store() -> str:
