@@ -63,7 +63,7 @@ class Calibration:
         threshold = self.image_threshold if threshold is None else threshold
         scale = self.score_std if self.score_std > 0 else max(abs(threshold), 1e-12) * 0.01
         z = (np.asarray(scores, dtype=np.float64) - threshold) / scale
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -36, 36)))  # past |z| 37 float64 rounds to exactly 0 or 1
 
     def heatmap_scale(self, anomaly_map: np.ndarray) -> np.ndarray:
         """A map (any shape) -> float32 in [0, 1] on the dataset-level colour scale (never per image)."""

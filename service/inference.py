@@ -61,11 +61,6 @@ async def admitted(service: ModelService, uploads: list[UploadFile]) -> AsyncIte
         yield datas
 
 
-def open_unit(x: float) -> float:
-    """`x` moved inside the open interval (0, 1): a threshold far from every score saturates the logistic."""
-    return float(min(max(x, np.nextafter(0.0, 1.0)), np.nextafter(1.0, 0.0)))
-
-
 async def decode_upload(service: ModelService, detector: Detector, upload: UploadFile, data: bytes,
                         index: int) -> np.ndarray | ServiceError:
     """(C, H, W) float32 in [0, 1] at the model's channel count, or the error naming the problem."""
@@ -118,7 +113,7 @@ async def _score(service: ModelService, detector: Detector, uploads: list[Upload
             rendered = await run_in_threadpool(render_heatmap, detector, array, p, heatmap)
         results[i] = ImageResultPublic(
             filename=filename_of(uploads[i], i), width=array.shape[2], height=array.shape[1], score=p.score,
-            normalised_score=open_unit(p.normalised_score), threshold=p.threshold, is_anomalous=p.is_anomalous,
+            normalised_score=p.normalised_score, threshold=p.threshold, is_anomalous=p.is_anomalous,
             regions=[RegionPublic(bbox=r.bbox, area=r.area, peak=r.peak) for r in p.regions] if regions else None,
             heatmap=rendered)
     return results

@@ -28,7 +28,7 @@ def serve(
     import uvicorn
     from pydantic import ValidationError
 
-    from service.config import Settings, get_settings
+    from service.config import Settings, describe, get_settings
 
     if log_level not in uvicorn.config.LOG_LEVELS:
         fail(f"unknown --log-level {log_level!r}; expected one of {' | '.join(uvicorn.config.LOG_LEVELS)}")
@@ -41,8 +41,7 @@ def serve(
     try:
         settings: Settings = get_settings()
     except ValidationError as error:  # from ANOMALY_* variables: one line naming each
-        fail("invalid service settings: " + "; ".join(f"ANOMALY_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']} "
-                                                      f"(got {e['input']!r})" for e in error.errors()))
+        fail(f"invalid service settings: {describe(error)}")
     if not settings.model:
         fail("no model to serve: pass --model (a bundle folder, runs:/<id>/model or models:/<name>@<alias>) "
              "or set ANOMALY_MODEL")

@@ -46,6 +46,12 @@ def test_normalised_score_is_half_at_the_threshold_monotone_and_bounded():
     assert cal.normalise([2.0], threshold=2.0)[0] == pytest.approx(0.5)  # per-request override
 
 
+@pytest.mark.parametrize("threshold", [-1e308, 1e308, -1e6, 1e6])
+def test_normalised_score_stays_inside_the_open_unit_interval_for_any_finite_threshold(threshold):
+    values = make_calibration().normalise([-1e9, 0.0, 1e9], threshold=threshold)
+    assert ((values > 0) & (values < 1)).all()
+
+
 def test_pixel_threshold_and_heatmap_scale_are_dataset_level():
     maps = np.arange(1000, dtype=float).reshape(10, 10, 10) / 1000  # pixels 0.000 .. 0.999
     cal = make_calibration(scores=np.linspace(0, 1, 10), maps=maps, pixel_fpr=0.01)
