@@ -22,9 +22,13 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # never split a path across lines
 
 
+def error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(str(message))}")
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print a clear error and exit with `code` (no traceback for expected input problems)."""
-    err_console.print(f"[bold red]error:[/] {escape(str(message))}")
+    error(message)
     raise typer.Exit(code)
 
 
@@ -54,8 +58,8 @@ def check_port(host: str, port: int) -> None:
         with socket.socket(family, kind) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(address)
-    except OSError as error:
-        fail(f"cannot listen on {host}:{port}: {error.strerror or error}; stop what uses it or pass another "
+    except OSError as problem:
+        fail(f"cannot listen on {host}:{port}: {problem.strerror or problem}; stop what uses it or pass another "
              "--port (or --host)")
 
 
@@ -88,9 +92,8 @@ def main() -> None:
     except typer.Abort:
         err_console.print("aborted")
         code = 1
-    except typer.TyperException as error:  # click's UsageError and friends
-        ctx = getattr(error, "ctx", None)
-        hint = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
-        err_console.print(f"[bold red]error:[/] {escape(error.format_message().rstrip('.'))}{hint}")
-        code = error.exit_code
+    except typer.TyperException as mistake:  # click's UsageError and friends
+        ctx = getattr(mistake, "ctx", None)
+        error(mistake.format_message().rstrip(".") + (f"; see `{ctx.command_path} --help`" if ctx else ""))
+        code = mistake.exit_code
     raise SystemExit(code or 0)
