@@ -231,7 +231,8 @@ class Detector:
         return predictions
 
     def heatmap(self, image: np.ndarray, prediction: Prediction, alpha: float = 0.5) -> np.ndarray:
-        """(C, H, W) image + its prediction -> (H, W, 3) uint8 overlay on the calibrated colour scale."""
+        """(C, H, W) image + its prediction -> (H, W, 3) uint8 overlay on the calibrated colour scale, each
+        defect region boxed with its peak."""
         from anomaly.visualize import overlay
 
-        return overlay(image, self.calibration.heatmap_scale(prediction.anomaly_map), alpha)
+        return overlay(image, self.calibration.heatmap_scale(prediction.anomaly_map), alpha, prediction.regions)

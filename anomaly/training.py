@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from anomaly.tracking import Registration
 
 SAMPLE_MANIFEST = files("anomaly") / "sample" / "manifest.csv"
+SAMPLE_DEMO = files("anomaly") / "sample" / "demo.yaml"  # `anomaly train`'s settings with no --data
 
 
 @dataclass(frozen=True)

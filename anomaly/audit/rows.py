@@ -59,13 +59,14 @@ def prediction_row(path: str, array: np.ndarray, prediction: Prediction, info: d
 
 def thumbnail(detector: Detector, array: np.ndarray, prediction: Prediction, size: int = THUMB_SIZE) -> bytes:
     """JPEG of the heatmap overlay, longest side `size`; image and map are downscaled first (cheap
-    for large images), then coloured on the same dataset-level scale as `Detector.heatmap`."""
+    for large images), then coloured on the same dataset-level scale as `Detector.heatmap`, regions boxed."""
     h, w = array.shape[1:]
     scale = min(1.0, size / max(h, w))
     th, tw = max(1, round(h * scale)), max(1, round(w * scale))
     stacked = np.concatenate([array, prediction.anomaly_map[None].astype(np.float32)])  # (C + 1, H, W)
     small = resize(torch.from_numpy(stacked)[None], (th, tw))[0].numpy()
-    rgb = overlay(np.clip(small[:-1], 0, 1), detector.calibration.heatmap_scale(small[-1]))
+    rgb = overlay(np.clip(small[:-1], 0, 1), detector.calibration.heatmap_scale(small[-1]),
+                  regions=prediction.regions, scale=th / h)
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=85)
     return buffer.getvalue()

@@ -31,7 +31,8 @@ def train(
     model: Annotated[Optional[str], Opt(help="ae | ssim-ae | vae | dae | inpaint | twodec | ganomaly | draem "
                                              f"(docs/models.md) (default: {D.model})")] = None,
     data: Annotated[Optional[str], Opt(help="manifest CSV, MVTec-style folder or folder of normal images "
-                                            "(default: the bundled MTD sample)")] = None,
+                                            "(default: the bundled MTD sample, trained with its demo settings "
+                                            "anomaly/sample/demo.yaml unless --config or another --model is given)")] = None,
     out: Annotated[Optional[str], Opt(help=f"bundle folder to write (default: {D.out})")] = None,
     image_size: Annotated[Optional[str], Opt(help="model input size: 256 or HxW such as 256x640 "
                                                    "(default: the model's, 128 for draem, 256 for the others)")] = None,
@@ -78,13 +79,18 @@ def train(
 ) -> None:
     """Train on normal images, calibrate thresholds on held-out normals, write a model bundle."""
     from anomaly.cli.evaluate import run_evaluation
+    from anomaly.cli.explain import defect_overlays, plain_words
     from anomaly.cli.report import report_table
     from anomaly.config import TrainConfig
     from anomaly.painted import summary
-    from anomaly.training import SAMPLE_MANIFEST, train as run_training
+    from anomaly.training import SAMPLE_DEMO, SAMPLE_MANIFEST, train as run_training
 
+    demo = config is None and data is None and model in (None, "draem")
+    if demo:
+        console.print(f"The demo: draem on the bundled MTD sample with the settings of {SAMPLE_DEMO}; "
+                      "`anomaly train --data <yours>` trains on your images.")
     with user_errors():
-        base = TrainConfig.from_yaml(config) if config else TrainConfig()
+        base = TrainConfig.from_yaml(config or SAMPLE_DEMO) if config or demo else TrainConfig()
         cfg = base.replace(model=model, data=data, out=out, image_size=image_size, channels=channels,
                            epochs=epochs, batch_size=batch_size, seed=seed, accelerator=accelerator,
                            precision=precision, lr=lr,
@@ -105,6 +111,13 @@ def train(
         report = result.report or run_evaluation(str(result.bundle_path), cfg.data or str(SAMPLE_MANIFEST), "test",
                                                  cfg.batch_size)
         console.print(report_table(report, title=f"{cfg.model} on the test split"))
+        overlays, flagged_defects, flagged_normals = defect_overlays(
+            result.bundle_path, result.samples, Path(result.bundle_path) / "overlays")
+        for line in plain_words(report, flagged_defects, flagged_normals):
+            console.print(line)
+        if overlays:
+            console.print(f"Open the heatmap of a detected defect (regions boxed, each with its peak): "
+                          f"[bold]{overlays[0]}[/] ({len(overlays)} in {overlays[0].parent})")
     if (r := result.registration) is not None:
         console.print(f"MLflow run [bold]{r.run_id}[/] in experiment {r.experiment!r} ({r.tracking_uri}) · "
                       f"model [bold]models:/{r.name}/{r.version}[/] · champion: "

@@ -45,7 +45,7 @@ def _skimage_ssim(a: np.ndarray, b: np.ndarray, sigma: float = 1.5, channel_axis
 
 @pytest.fixture(scope="module")
 def real_pair() -> tuple[np.ndarray, np.ndarray]:
-    a = _load("MT_Crack/Imgs/exp4_num_3234.jpg")[:160, :200]  # 321 x 381 originally
+    a = _load("MT_Break/Imgs/exp6_num_356817.jpg")[:160, :200]
     b = _load("MT_Free/Imgs/exp4_num_148998.jpg")[:160, :200]
     return a, b
 

@@ -18,8 +18,8 @@ from service.app import create_app
 from service.config import Settings
 
 SAMPLE = Path(__file__).parents[2] / "anomaly" / "sample"
-NORMAL_JPG = SAMPLE / "MT_Free" / "Imgs" / "exp1_num_154549.jpg"
-DEFECT_JPG = next((SAMPLE / "MT_Crack" / "Imgs").glob("*.jpg"))
+NORMAL_JPG = SAMPLE / "MT_Free" / "Imgs" / "exp4_num_148998.jpg"
+DEFECT_JPG = next((SAMPLE / "MT_Break" / "Imgs").glob("*.jpg"))
 LIMITS = dict(max_request_bytes=1_000_000, max_pixels=1_000_000, max_files=4, max_batch_size=8, max_wait_ms=10)
 KEY = "s3cret-key"
 # a keyed server that drops slow bodies fast, with the default body limit (uploads of tens of MB get in)
