@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     max_pixels_in_flight: int = Field(96_000_000, ge=1, description="width * height of the images being "
                                       "decoded, scored or rendered by all requests together; past it 503 with "
                                       "Retry-After (96 Mpx * 25 bytes: 2.4 GB beside a 0.6-0.9 GB process)")
+    header_timeout_s: float = Field(10.0, gt=0, description="a request's headers must be complete within this "
+                                    "many seconds of the connection opening or the request's first byte, else "
+                                    "408 and the connection is closed (service/slow_headers.py)")
     body_timeout_s: float = Field(60.0, gt=0, description="a request body must arrive within this many seconds "
                                   "of its headers, else 408 and the connection is closed")
     body_idle_timeout_s: float = Field(10.0, gt=0, description="longest silence while a body is arriving (408)")

@@ -51,4 +51,5 @@ def serve(
     with user_errors(f"cannot serve {settings.model}: "):  # what the service's startup would fail on, as one line
         Detector.load(settings.model, backend=settings.backend, device="cpu")
     uvicorn.run("service.app:create_app", factory=True, host=settings.host, port=settings.port,
-                workers=settings.workers, log_level=log_level, proxy_headers=True)
+                workers=settings.workers, log_level=log_level, proxy_headers=True,
+                http="service.slow_headers:HeaderTimeoutProtocol")  # times request headers (slowloris)
