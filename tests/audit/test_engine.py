@@ -95,3 +95,27 @@ def test_a_failure_shuts_the_decode_pool_down(detector, inputs, tmp_path, monkey
         run_audit(detector, paths, AuditOptions(out=tmp_path, batch_size=1, workers=2), report=False)
     alive = [t.name for t in threading.enumerate() if t.name.startswith("audit-")]
     assert alive == [] and error.traceback
+
+
+def test_the_report_thumbnail_boxes_each_region_at_its_scale(detector, tmp_path):
+    import dataclasses
+    import io
+
+    from PIL import Image
+
+    from anomaly.audit.rows import thumbnail
+    from anomaly.detector import Region
+
+    array = np.full((1, 400, 600), 0.5, np.float32)  # a thumbnail of 256 px: scale 256 / 600
+    [prediction] = detector.predict_arrays([array])
+    boxed = dataclasses.replace(prediction, regions=(Region(bbox=(150, 100, 450, 300), area=60000, peak=0.9),))
+
+    def grey(p):
+        return np.asarray(Image.open(io.BytesIO(thumbnail(detector, array, p))).convert("L"), np.float32)
+
+    plain, with_box = grey(prediction), grey(boxed)
+    scale = with_box.shape[1] / 600
+    x0, y0, x1, y1 = (round(v * scale) for v in (150, 100, 450, 300))
+    edge = np.r_[with_box[y0, x0:x1] - plain[y0, x0:x1], with_box[y0:y1, x0] - plain[y0:y1, x0]]
+    assert edge.mean() > 40  # white lines (JPEG blurs them a little)
+    assert np.abs(with_box[y0 + 10:y1 - 10, x0 + 10:x1 - 10] - plain[y0 + 10:y1 - 10, x0 + 10:x1 - 10]).max() < 12

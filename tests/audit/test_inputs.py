@@ -40,3 +40,15 @@ def test_artifact_names_cannot_escape(tmp_path):
         target = (out / "overlays" / f"{name}.png").resolve()
         assert target.parent == (out / "overlays").resolve() and len(name) < 80
     assert artifact_name("/x/y/part-7.png").startswith("part-7-")
+
+
+def test_an_audit_of_the_bundled_sample_sees_its_images_not_their_masks():
+    import csv
+
+    from tests.conftest import SAMPLE_DIR, SAMPLE_MANIFEST
+
+    with open(SAMPLE_MANIFEST) as f:
+        rows = list(csv.DictReader(f))
+    paths, warnings = expand_inputs([str(SAMPLE_DIR)])
+    assert not warnings and any(r["mask"] for r in rows)
+    assert sorted(paths) == sorted(os.path.abspath(SAMPLE_DIR / r["image"]) for r in rows)

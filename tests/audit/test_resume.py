@@ -76,11 +76,12 @@ def test_kill_and_resume_loses_and_duplicates_nothing(detector, trained, tmp_pat
         assert [r["path"] for r in csv.DictReader(f)] == [readable(r["path"]) for r in raw]
     for row in raw:
         reference = clean[row["path"]]
-        assert row["verdict"] == reference["verdict"]
         if reference["score"] is not None:
             assert row["score"] == pytest.approx(reference["score"], abs=1e-5)
+            if abs(reference["score"] - reference["threshold"]) > 1e-5:  # batches of 2 vs 16 round differently
+                assert row["verdict"] == reference["verdict"]
             assert (out / row["overlay"]).is_file()
         else:
-            assert row["error"] == reference["error"]
+            assert row["error"] == reference["error"] and row["verdict"] == reference["verdict"]
     report = (out / "report.html").read_text()
     assert all(f'data-path="{html.escape(readable(p))}"' in report for p in paths)
