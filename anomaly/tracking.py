@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import io
 import os
 import re
+import sys
 import tempfile
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -33,7 +35,7 @@ from mlflow.exceptions import MlflowException
 import anomaly
 from anomaly.model_uri import EXPECTED, ModelURI, RegistryError, bundle_folder, parse_model_uri  # noqa: F401 - public here too
 from anomaly.provenance import dataset_fingerprint, git_commit  # noqa: F401 - public here too
-from anomaly.quiet import quiet
+from anomaly.quiet import quiet, verbose
 
 CHAMPION = "champion"
 CRITERION = "test/image_auroc"  # promotion criterion (higher is better), logged when labels exist
@@ -192,12 +194,29 @@ def log_bundle(bundle: str | Path, register_as: str, example_image: bytes) -> st
     packages = ["torch", "lightning", "numpy", "pillow", "scikit-image", "safetensors", "pandas", "mlflow"]
     requirements = [f"anomaly=={anomaly.__version__}"] + [f"{p}=={installed_version(p)}" for p in packages]
     # the model's input is checked by its signature; type hints on predict would add nothing
-    with quiet(warnings=[".*Add type hints to the `predict` method"], **MLFLOW_NOISE):
+    with quiet(warnings=[".*Add type hints to the `predict` method"], **MLFLOW_NOISE), registry_messages_off():
         info = mlflow.pyfunc.log_model(
             name=MODEL_ARTIFACT, python_model=str(MODEL_CODE), artifacts={"bundle": str(bundle)},
             signature=signature, input_example=example, pip_requirements=requirements,
             registered_model_name=register_as)
     return str(info.registered_model_version)
+
+
+@contextmanager
+def registry_messages_off() -> Iterator[None]:
+    """MLflow prints "Successfully registered model ..." and "Created version ..." to stderr through its own
+    event stream (which log_model switches back on): unless `anomaly --verbose`, stderr is held for the
+    block and written out without those two lines."""
+    if verbose():
+        yield
+        return
+    held = io.StringIO()
+    try:
+        with redirect_stderr(held):
+            yield
+    finally:
+        sys.stderr.write("".join(line for line in held.getvalue().splitlines(keepends=True)
+                                 if not line.startswith(("Successfully registered model", "Created version"))))
 
 
 def promote(name: str, version: str, *, force: bool, criterion: tuple[str, float] | None,
