@@ -89,9 +89,9 @@ def main() -> None:
     `error:` line naming the fix, exit 2."""
     try:
         code = app(standalone_mode=False)
-    except typer.Abort:
+    except typer.Abort:  # Ctrl-C outside a command's own handler: the shell's 130, never 1 ("anomalies found")
         err_console.print("aborted")
-        code = 1
+        code = 130
     except typer.TyperException as mistake:  # click's UsageError and friends
         ctx = getattr(mistake, "ctx", None)
         error(mistake.format_message().rstrip(".") + (f"; see `{ctx.command_path} --help`" if ctx else ""))
