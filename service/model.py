@@ -43,7 +43,7 @@ async def on_own_thread(fn: Callable[[], T]) -> T:
     """`fn()` on a thread of its own that ends with it. Building a model runs torch, and a thread that has run
     torch keeps an OpenMP pool: with a second pool beside the inference thread's, more pool threads than cores
     make both pools sleep between operations instead of spinning, and a prediction took 1.6-1.7x as long on 2
-    cores (experiments/RESULTS.md, the service reading of 2026-12-01)."""
+    cores (experiments/RESULTS.md, "Service")."""
     with ThreadPoolExecutor(1, thread_name_prefix="model-load") as pool:
         return await asyncio.get_running_loop().run_in_executor(pool, fn)
 

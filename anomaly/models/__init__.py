@@ -30,8 +30,7 @@ DEFAULT_EPOCHS = {"draem": 60}
 
 # Map smoothing (Gaussian sigma, model pixels) when none is given, by the input's shorter side: draem's
 # chosen on its drawn and thin validation with the same weights, none at 128 and 1 at 256 (experiments/
-# RESULTS.md, accuracy-scoring-128 and accuracy-scoring-256 sections; 1 at every size before 2026-11-30);
-# 4 for the others.
+# RESULTS.md, accuracy-scoring-128 and accuracy-scoring-256 sections); 4 for the others.
 DEFAULT_SMOOTHING = {"draem": {128: 0.0, 256: 1.0}}
 
 # Input size (height, width) when none is given: draem's chosen on its drawn validation within the same
@@ -98,9 +97,9 @@ def resolve_options(config: ModelConfig) -> ModelConfig:
 
 
 def complete_options(config: ModelConfig, state_dict: dict[str, Any]) -> ModelConfig:
-    """`config` with the options its weights determine filled in where it lacks them. Bundles saved before
-    `train()` stored every option (2026-11-30) hold only the options given, and a default may have changed
-    since (draem's seg_depth: 3, then 4): the model module's `options_from_weights(state_dict)` reads them."""
+    """`config` with the options its weights determine filled in where it lacks them: a bundle that holds only
+    the options it was given is read by the default in force when it was trained, which its weights record
+    (draem's seg_depth); the model module's `options_from_weights(state_dict)` reads them."""
     from_weights = getattr(_model_module_and_class(config.name)[0], "options_from_weights", None)
     if from_weights is None:
         return config
