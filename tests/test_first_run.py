@@ -33,8 +33,10 @@ def test_the_suite_still_passes_after_command_1_trained_in_the_same_checkout(tmp
             shutil.copy2(ROOT / name, checkout / name)
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # command 1 runs as a user's would
     training = shlex.split(readme_commands()[0].split("&&")[-1])  # `anomaly train`, one epoch here
-    subprocess.run([sys.executable, "-m", "anomaly", *training[1:], "--epochs", "1"], cwd=checkout, env=env,
-                   check=True, capture_output=True, timeout=600)
+    demo = subprocess.run([sys.executable, "-m", "anomaly", *training[1:], "--epochs", "1"], cwd=checkout, env=env,
+                          check=True, capture_output=True, text=True, timeout=600).stdout
+    assert "The demo: draem on the bundled MTD sample" in " ".join(demo.split())
+    assert "The model flagged" in demo and "Image AUROC" in demo and "Pixel AUROC" in demo  # in plain words
     assert (checkout / "mlflow.db").is_file() and (checkout / "runs" / "latest" / "config.json").is_file()
     # the tests that look at the checkout itself (its store, its docs), run from it
     tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",

@@ -10,10 +10,11 @@ if TYPE_CHECKING:
     from anomaly.evaluation import MetricReport
 
 
-def plain_words(report: MetricReport, flagged_defects: int, flagged_normals: int) -> list[str]:
+def plain_words(report: MetricReport, flagged_defects: int) -> list[str]:
     """The test results for someone who has never read an ROC curve."""
+    false_alarms = round((report.false_alarm_rate or 0) * report.n_normal)
     lines = [f"The model flagged {flagged_defects} of the {report.n_anomalous} test images with a defect, "
-             f"and {flagged_normals} of the {report.n_normal} normal ones (false alarms; the threshold aims at "
+             f"and {false_alarms} of the {report.n_normal} normal ones (false alarms; the threshold aims at "
              f"{report.target_fpr or 0:.0%} of normal images)."]
     if report.image_auroc is not None:
         lines.append(f"Image AUROC {report.image_auroc:.2f}: the chance that an image with a defect scores higher "
@@ -27,23 +28,20 @@ def plain_words(report: MetricReport, flagged_defects: int, flagged_normals: int
     return lines
 
 
-def defect_overlays(bundle: Path, samples: Sequence[Sample], folder: Path) -> tuple[list[Path], int, int]:
-    """Score the test split with the saved bundle; write the heatmap overlay (regions boxed) of every test
-    image the model flags as defective to `folder`. Returns (the flagged defects' overlays, highest score
-    first; the number of flagged defects; the number of flagged normal images)."""
+def defect_overlays(bundle: Path, samples: Sequence[Sample], folder: Path) -> list[Path]:
+    """Score the test split's defective images with the saved bundle and write the heatmap overlay (regions
+    boxed) of each one the model flags to `folder`; returns their paths, highest score first."""
     from anomaly.detector import Detector
     from anomaly.visualize import encode_png
 
     detector = Detector.load(str(bundle))
-    test = [s for s in samples if s.split == "test"]
-    arrays = [detector.decode(s.image) for s in test]
-    predictions = [p for i in range(0, len(arrays), 16) for p in detector.predict_arrays(arrays[i:i + 16])]
-    flagged = [(p.score, s, a, p) for s, a, p in zip(test, arrays, predictions) if p.is_anomalous and s.label == 1]
+    defective = [s for s in samples if s.split == "test" and s.label == 1]
+    arrays = [detector.decode(s.image) for s in defective]  # decoded once: scored, then drawn on
+    flagged = [(p.score, s, a, p) for s, a, p in zip(defective, arrays, detector.predict(arrays)) if p.is_anomalous]
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for _, sample, array, prediction in sorted(flagged, key=lambda t: -t[0]):
         path = folder / f"{Path(sample.image).stem}.png"
         path.write_bytes(encode_png(detector.heatmap(array, prediction)))
         paths.append(path)
-    false_alarms = sum(p.is_anomalous for s, p in zip(test, predictions) if s.label == 0)
-    return paths, len(flagged), false_alarms
+    return paths

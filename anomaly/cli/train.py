@@ -111,9 +111,8 @@ def train(
         report = result.report or run_evaluation(str(result.bundle_path), cfg.data or str(SAMPLE_MANIFEST), "test",
                                                  cfg.batch_size)
         console.print(report_table(report, title=f"{cfg.model} on the test split"))
-        overlays, flagged_defects, flagged_normals = defect_overlays(
-            result.bundle_path, result.samples, Path(result.bundle_path) / "overlays")
-        for line in plain_words(report, flagged_defects, flagged_normals):
+        overlays = defect_overlays(result.bundle_path, result.samples, Path(result.bundle_path) / "overlays")
+        for line in plain_words(report, len(overlays)):
             console.print(line)
         if overlays:
             console.print(f"Open the heatmap of a detected defect (regions boxed, each with its peak): "
