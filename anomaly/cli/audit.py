@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from anomaly.cli.app import app, console, err_console, fail, user_errors
+from anomaly.cli.app import app, console, err_console, fail, user_errors, warn
 
 Opt = typer.Option
 STOPPED = 3
@@ -28,7 +28,7 @@ STOPPED = 3
 def _warn(message: object) -> None:
     from anomaly.audit.inputs import readable
 
-    err_console.print(f"[yellow]warning:[/] {escape(readable(str(message)))}")
+    warn(readable(str(message)))
 
 
 @contextmanager
