@@ -1,6 +1,6 @@
 """Audit throughput vs the Detector's pure batch throughput, measured in the same run.
 
-    python experiments/bench_audit.py --data ../shared/data/mtd/manifest.csv --n 500
+    python -m experiments.bench_audit --data ../shared/data/mtd/manifest.csv --n 500
 
 pure: the n images decoded into memory first, then `Detector.predict_arrays` in batches (scores, maps at
 each image's size, regions): the ceiling for any audit. audit: `run_audit` from the files (decoding,
@@ -13,20 +13,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from results_md import write_section  # noqa: E402
-
 from anomaly.audit import AuditOptions, run_audit
 from anomaly.audit.report import write_report
 from anomaly.data import read_manifest
 from anomaly.detector import Detector
+from experiments.common import write_section
 
 
 def pure_throughput(detector: Detector, arrays: list, batch_size: int) -> float:

@@ -1,52 +1,64 @@
-"""Family benchmark: train and evaluate dae, inpaint, twodec and ganomaly on MTD, same protocol as the baselines.
+"""Family benchmark: every model besides the default, trained and evaluated on one dataset through the CLI.
 
-    python experiments/bench_family.py --data ../shared/data/mtd/manifest.csv
+    python -m experiments.bench_family                                         # all of them on MTD
+    python -m experiments.bench_family --models ae,ssim-ae,vae --section baseline
+    python -m experiments.bench_family --data textures --models dae --section family-textures
 
-Each model at its default settings (options: see docs/models.md) and 256x256, for the epochs in
-EPOCHS, chosen so that each trains in about 10-12 minutes on 2 CPU cores (~38 batch-16 steps per
-epoch on MTD; the ssim-ae's 53 GFLOP step takes ~0.5 s; per-step cost measured with
-torch.utils.flop_counter). Writes runs/bench-<model>/ bundles and the `family` section of
-experiments/RESULTS.md.
+Each model at its default settings and options (docs/models.md) for the epochs in EPOCHS: the model's default
+for ae, ssim-ae and vae; for the others chosen so that each trains in about 10-12 minutes on 2 CPU cores
+(~38 batch-16 steps per epoch on MTD at 256x256; per-step GFLOPs measured with torch.utils.flop_counter:
+dae 53, inpaint 157, twodec 199, ganomaly 126). Same protocol as experiments/bench_accuracy.py
+(`anomaly train`, then `anomaly evaluate --json` on the test split; threshold calibrated on held-out training
+normals). Writes OUT/bench-<model>/ bundles and the --section of experiments/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from benchmark import HEADER, benchmark_row, default_sizes  # noqa: E402
-from results_md import write_section  # noqa: E402
+from experiments.common import (SUITE, dataset_path, fmt, markdown_table, provenance, train_and_evaluate,
+                                write_section)
 
-from anomaly.config import TrainConfig
-
-EPOCHS = {"dae": 30, "inpaint": 8, "twodec": 9, "ganomaly": 14}
-STEP_GFLOP = {  # per training step at batch 16, 256x256 (ssim-ae: 53), for the record
-    "dae": 53, "inpaint": 157, "twodec": 199, "ganomaly": 126}
+EPOCHS = {"ae": None, "ssim-ae": None, "vae": None, "dae": 30, "inpaint": 8, "twodec": 9, "ganomaly": 14}
 REFERENCES = ("Published: GANomaly 76.6 image AUROC on MTD (../shared/data/README.md); RIAD 91.7 image / "
               "94.2 pixel AUROC on MVTec AD (Zavrtanik et al. 2021), not measured on MTD.")
+HEADER = ["model", "epochs", "image AUROC", "pixel AUROC", "AUPRO@0.3", "F1@thr", "train min", "img/s end to end",
+          "false alarms", "image AUROC per defect"]
+
+
+def row(name: str, epochs: int | None, report: dict) -> list[str]:
+    per_defect = ", ".join(f"{d} {fmt(m['image_auroc'])}" for d, m in report["per_defect"].items())
+    alarms = "n/a" if report["false_alarm_rate"] is None else (
+        f"{fmt(report['false_alarm_rate'])} (target {report['target_fpr']})")
+    return [name, str(epochs or "default"), fmt(report["image_auroc"]), fmt(report["pixel_auroc"]), fmt(report["aupro"]),
+            fmt(report["f1"]), fmt(report["train_minutes"], 1), fmt(report["images_per_second"], 0), alarms,
+            per_defect]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data/mtd/manifest.csv")
+    parser.add_argument("--data", default="mtd", help=f"{', '.join(SUITE)} or a manifest/folder path")
     parser.add_argument("--models", default=",".join(EPOCHS))
-    parser.add_argument("--epochs", type=int, default=None, help="override every model's default")
+    parser.add_argument("--epochs", type=int, default=None, help="override every model's epochs")
     parser.add_argument("--out", default="runs")
+    parser.add_argument("--section", default="family", help="RESULTS.md section to write")
     args = parser.parse_args()
-    rows = []
-    for name in args.models.split(","):
-        if name not in EPOCHS:
-            parser.error(f"unknown family model {name!r}; expected some of {','.join(EPOCHS)}")
-        config = TrainConfig(model=name, data=args.data, out=f"{args.out}/bench-{name}", tracking=False,
-                             epochs=args.epochs or EPOCHS[name])
-        row, n_test = benchmark_row(config)
-        rows.append(row)
-    write_section("family", f"Test split of {args.data} ({n_test} images), "
-                  f"{default_sizes(args.models.split(','))}, default settings and options (docs/models.md), "
-                  "threshold calibrated on held-out training normals at 1% FPR. "
-                  f"{REFERENCES}\n\n" + HEADER + "\n".join(rows))
+    models = args.models.split(",")
+    unknown = [m for m in models if m not in EPOCHS]
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; expected some of {','.join(EPOCHS)}")
+    info, data, rows = provenance(), dataset_path(args.data), []
+    for name in models:
+        epochs = args.epochs or EPOCHS[name]
+        report = train_and_evaluate(data, Path(args.out) / f"bench-{name}",
+                                    ["--model", name, *(["--epochs", str(epochs)] if epochs else [])])
+        rows.append(row(name, epochs, report))
+        print("| " + " | ".join(rows[-1]) + " |", flush=True)
+    n_test = report["n_normal"] + report["n_anomalous"]
+    write_section(args.section, f"Test split of {data} ({n_test} images), default settings and options "
+                  f"(docs/models.md), threshold calibrated on held-out training normals. {REFERENCES}\n\n"
+                  + markdown_table(HEADER, rows), info)
 
 
 if __name__ == "__main__":

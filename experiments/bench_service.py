@@ -1,6 +1,6 @@
 """Service benchmark: HTTP latency and throughput next to the model's own in-process numbers.
 
-    python experiments/bench_service.py --model runs/sample-ssim-ae
+    python -m experiments.bench_service --model runs/sample-ssim-ae
 
 1. In process, right before and after each HTTP level (the server idle): `Detector.predict([one image])` latency, and the batch throughput
    of `Detector.predict(images, batch_size=B)`; both include decoding, as the service does.
@@ -25,8 +25,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from experiments.common import ROOT, write_section
 
 
 def sample_images() -> list[tuple[str, bytes]]:
@@ -168,9 +167,6 @@ def main() -> None:
     body = "## Service: latency and throughput over HTTP (issue \"Service\")\n\n" + "\n".join(lines)
     sys.stdout.write(body + "\n")
     if not args.no_write:
-        sys.path.insert(0, str(ROOT / "experiments"))
-        from results_md import write_section
-
         write_section("service", body)
 
 

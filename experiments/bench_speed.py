@@ -1,7 +1,7 @@
 """Inference speed per model and backend against this machine's matrix-multiply peak.
 
-    python experiments/bench_speed.py                      # every model in anomaly.models.MODEL_CLASSES
-    python experiments/bench_speed.py --models ssim-ae --repeats 5
+    python -m experiments.bench_speed                      # every model in anomaly.models.MODEL_CLASSES
+    python -m experiments.bench_speed --models ssim-ae --repeats 5
 
 For each model at its default settings (its default input size, 128x128 for draem and 256x256 for the others;
 1 channel, width 16, depth 4; untrained weights,
@@ -18,17 +18,12 @@ torch variants tried for the default model (threads, the trained module as is). 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import warnings
-from pathlib import Path
 from typing import Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
-
-sys.path.insert(0, str(Path(__file__).parent))
-from results_md import write_section  # noqa: E402
 
 from anomaly.config import TrainConfig
 from anomaly.detector import TorchScorer, score_images
@@ -36,6 +31,7 @@ from anomaly.export import OnnxScorer, onnx_bytes
 from anomaly.models import MODEL_CLASSES, build_model
 
 BATCHES = (1, 16)
+from experiments.common import write_section
 
 
 def matmul_peak(n: int = 2048, repeats: int = 10) -> float:

@@ -1,7 +1,7 @@
 """Where a draem training step's time goes, on this machine's CPU or CUDA GPU.
 
-    python experiments/bench_step.py                    # ~30 s on this CPU; writes `training-step-cpu` (or -cuda)
-    python experiments/bench_step.py --data ../shared/data/mtd/manifest.csv --epochs 2 --profile
+    python -m experiments.bench_step                    # ~30 s on this CPU; writes `training-step-cpu` (or -cuda)
+    python -m experiments.bench_step --data ../shared/data/mtd/manifest.csv --epochs 2 --profile
 
 draem at its defaults (128x128 whole images, batch 16, random images; precision as `auto` resolves on
 the device), median of --steps after three warm-up steps:
@@ -18,20 +18,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import lightning as L
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from results_md import write_section  # noqa: E402
-
 from anomaly.config import TrainConfig
 from anomaly.models import build_model
 from anomaly.training import resolve_precision, train
+from experiments.common import write_section
 
 
 def synchronize(device: torch.device) -> None:

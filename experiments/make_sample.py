@@ -1,6 +1,6 @@
 """Copy a small seeded sample of the MTD dataset into the package for the demo and the tests.
 
-Run once from the repo root: `python experiments/make_sample.py ../shared/data/mtd`.
+Run once from the repo root: `python -m experiments.make_sample ../shared/data/mtd`.
 
 Images go to `anomaly/sample/` (what `anomaly audit anomaly/sample` scans), their masks to
 `anomaly/sample_masks/` (the manifest points there), so an audit of the sample sees images only.

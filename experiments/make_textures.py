@@ -1,6 +1,6 @@
 """Generate a second benchmark dataset, unlike MTD: woven-fabric textures with drawn defects.
 
-    python experiments/make_textures.py --out runs/data/textures     # ~1 min, seeded, 700 images
+    python -m experiments.make_textures --out runs/data/textures     # ~1 min, seeded, 700 images
 
 Normal images: a grey weave (two crossed sinusoids at a random angle, period and phase), fine grain
 noise and a slow illumination gradient. Defects are drawn with PIL by anomaly/painted.py, independently
@@ -62,12 +62,9 @@ def save(path: Path, array: np.ndarray) -> None:
     Image.fromarray((np.clip(array, 0, 1) * 255).round().astype(np.uint8)).save(path)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="runs/data/textures")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    out, rng, rows = Path(args.out), np.random.default_rng(args.seed), []
+def generate(out: Path, seed: int = 0) -> Path:
+    """Write the dataset into `out`; its manifest's path."""
+    rng, rows = np.random.default_rng(seed), []
     for i in range(N_TRAIN + N_TEST_GOOD):
         name = f"good/{i:04d}.png"
         save(out / name, weave(rng))
@@ -86,6 +83,15 @@ def main() -> None:
         writer.writeheader()
         writer.writerows(rows)
     print(f"{len(rows)} images in {out}")
+    return out / "manifest.csv"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="runs/data/textures")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    generate(Path(args.out), args.seed)
 
 
 if __name__ == "__main__":
