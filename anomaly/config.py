@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from anomaly.checks import invalid, number, one_of
+from anomaly.models import check_model_config, default_smoothing, options_class, without_retired
 
 PRECISIONS = ("auto", "32", "bf16-mixed")
 REDUCTIONS = ("max", "topk")
@@ -60,12 +61,12 @@ class ModelConfig:
     options: dict[str, Any] = field(default_factory=dict)  # model-specific hyperparameters (noise, masks...)
 
     def __post_init__(self) -> None:
-        from anomaly.models import DEFAULT_RESIDUALS, default_image_size, default_smoothing
-
+        """Unset image_size, residual and smoothing_sigma take the model's defaults (its options dataclass)."""
+        spec = options_class(self.name)
         if self.image_size is None:
-            object.__setattr__(self, "image_size", default_image_size(self.name))
+            object.__setattr__(self, "image_size", spec.image_size)
         if not self.residual:
-            object.__setattr__(self, "residual", DEFAULT_RESIDUALS.get(self.name, "l2"))
+            object.__setattr__(self, "residual", spec.residual)
         if self.smoothing_sigma is None:
             object.__setattr__(self, "smoothing_sigma", default_smoothing(self.name, self.image_size))
 
@@ -75,7 +76,8 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, values: Any) -> ModelConfig:
         """A config as saved in a bundle or export, checked (`check`); a missing field takes its
-        default (an older one may lack options: see anomaly.models.complete_options)."""
+        default, options no model takes any more are dropped (anomaly.models.without_retired), and an
+        older bundle's missing options are read from its weights (anomaly.models.complete_options)."""
         if not isinstance(values, dict):
             raise invalid("the model config", "a JSON object", values)
         known = {f.name for f in dataclasses.fields(cls)}
@@ -86,6 +88,8 @@ class ModelConfig:
         for name in ("name", "residual"):  # read before the check: "" and None mean the model's default
             if not isinstance(values.get(name, ""), str):
                 raise invalid(name, "a string", values[name])
+        if isinstance(values.get("options"), dict):
+            values["options"] = without_retired(values.get("name", cls.name), values["options"])
         if isinstance(values.get("image_size"), list):
             values["image_size"] = tuple(values["image_size"])
         return cls(**values).check()
@@ -93,8 +97,6 @@ class ModelConfig:
     def check(self) -> ModelConfig:
         """Self, if every field is within its rule (caps in the module docstring; the model's own
         rules in anomaly.models.check_model_config); else ValueError naming the first field that is not."""
-        from anomaly.models import check_model_config
-
         if not isinstance(self.options, dict):
             raise invalid("options", "a JSON object", self.options)
         check_model_config(self)  # name first, then residual and options
@@ -117,27 +119,28 @@ class ModelConfig:
 class TrainConfig:
     """Everything `anomaly train` takes. Defaults train on the bundled sample."""
 
-    model: str = "draem"
+    model: str = ModelConfig.name
     data: str = ""  # manifest CSV, MVTec-style folder or plain folder; "" = the bundled sample
     out: str = "runs/latest"
-    image_size: tuple[int, int] | None = None  # None = the model's default (anomaly.models.default_image_size)
+    image_size: tuple[int, int] | None = None  # None = the model's default (its options dataclass)
     channels: int = 0  # 0 = guess from the data (1 for grey images, else 3)
-    epochs: int = 0  # 0 = the model's default (anomaly.models.DEFAULT_EPOCHS)
+    epochs: int = 0  # 0 = the model's default (its options dataclass)
     batch_size: int = 16
     seed: int = 0
     accelerator: str = "auto"
     precision: str = "auto"  # "32", "bf16-mixed" or "auto" (bf16-mixed where the hardware computes it fast)
     val_fraction: float = 0.2  # normal-only validation slice, used for calibration
     num_workers: int = 0
-    width: int = 16
-    depth: int = 4
-    latent_dim: int = 128
-    beta: float = 1.0
-    residual: str = ""  # "" = the model's default
-    smoothing_sigma: float | None = None  # None = the model's default (anomaly.models.default_smoothing)
-    score_reduction: str = "max"
-    topk: float = 0.01
-    lr: float = 1e-3
+    # the model's settings: ModelConfig's fields, with its defaults ("" and None: the model's own)
+    width: int = ModelConfig.width
+    depth: int = ModelConfig.depth
+    latent_dim: int = ModelConfig.latent_dim
+    beta: float = ModelConfig.beta
+    residual: str = ModelConfig.residual
+    smoothing_sigma: float | None = ModelConfig.smoothing_sigma
+    score_reduction: str = ModelConfig.score_reduction
+    topk: float = ModelConfig.topk
+    lr: float = ModelConfig.lr
     options: dict[str, Any] = field(default_factory=dict)  # model-specific hyperparameters, see README
     fpr: float = 0.01  # target false-alarm rate of the image threshold on normal images
     pixel_fpr: float = 0.001  # target false-positive rate of the pixel threshold on normal pixels
@@ -178,12 +181,10 @@ class TrainConfig:
             raise ValueError(f"topk must be in (0, 1], got {self.topk}")
 
     def model_config(self, channels: int) -> ModelConfig:
-        return ModelConfig(
-            name=self.model, image_size=self.image_size, channels=channels, width=self.width,
-            depth=self.depth, latent_dim=self.latent_dim, beta=self.beta, residual=self.residual,
-            smoothing_sigma=self.smoothing_sigma, score_reduction=self.score_reduction,
-            topk=self.topk, lr=self.lr, options=dict(self.options),
-        )
+        """The ModelConfig these settings describe, for images of `channels` channels."""
+        shared = {f.name for f in dataclasses.fields(ModelConfig)} - {"name", "channels", "options"}
+        return ModelConfig(name=self.model, channels=channels, options=dict(self.options),
+                           **{name: getattr(self, name) for name in shared})
 
     def replace(self, **overrides: Any) -> TrainConfig:
         """A copy with the given fields replaced; None values are ignored (unset CLI options)."""

@@ -23,12 +23,11 @@ from torch.utils.data import DataLoader
 
 from anomaly.config import TrainConfig
 from anomaly.data import AnomalyDataModule, ImageDataset, Sample, resize
-from anomaly.data.datamodule import VALIDATION_BATCH
 from anomaly.detector import Detector
 from anomaly.metrics import image_auroc, pixel_auroc
 from anomaly.scoring import resize_map
-from anomaly.synthetic import VALIDATION_SEED  # draw k of a recipe is seeded VALIDATION_SEED + k
-
+VALIDATION_SEED = 20211011  # draw k of a recipe is seeded VALIDATION_SEED + k
+VALIDATION_BATCH = 16  # images painted per batch, whatever the training batch size
 VALIDATION_SIZE = (256, 256)  # defects are painted at this size whatever a model's input size
 DRAWS = 5  # of each recipe, averaged
 MAX_IMAGES = 512  # of the held-out normals, the first (the pixels of all are ranked together: ~160 MB at 512)

@@ -16,7 +16,6 @@ from torch import Tensor
 
 
 SOURCES = ("images", "texture", "both")
-VALIDATION_SEED = 20211011  # seeds the fixed synthetic defects of every validation (draem's, anomaly.painted's)
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator, device: torch.device) -> Tensor:

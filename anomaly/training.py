@@ -20,7 +20,7 @@ from anomaly.calibration import Calibration, calibrate
 from anomaly.config import ModelConfig, TrainConfig
 from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, load_samples
 from anomaly.detector import Detector, TorchScorer, preprocess, score_images
-from anomaly.models import build_model, default_epochs, resolve_options
+from anomaly.models import build_model, options_class, resolve_options
 from anomaly.painted import normal_batches, painted_aurocs
 from anomaly.quiet import quiet
 
@@ -85,10 +85,6 @@ class EpochLosses(L.Callback):
         self.history: list[dict[str, float]] = []
         self.on_epoch = on_epoch  # called as on_epoch(values, step=epoch), e.g. tracking.log_metrics
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        for key in [k for k in trainer.callback_metrics if k.startswith("val/")]:  # Lightning keeps them
-            del trainer.callback_metrics[key]  # across epochs; a model may validate only some epochs (draem)
-
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.history.append({k: float(v) for k, v in trainer.callback_metrics.items() if "/" in k})
         if self.on_epoch:
@@ -144,7 +140,7 @@ def train(config: TrainConfig, *, logger: Any = False, progress: bool = True,
     `callbacks`: extra Lightning callbacks (e.g. a benchmark's snapshots of the weights)."""
     samples = load_samples(config.data or str(SAMPLE_MANIFEST))
     model_defaults = config.model_config(channels=1)  # ModelConfig resolves the unset size and smoothing
-    config = config.replace(epochs=config.epochs or default_epochs(config.model),  # as trained
+    config = config.replace(epochs=config.epochs or options_class(config.model).epochs,  # as trained
                             image_size=model_defaults.image_size, smoothing_sigma=model_defaults.smoothing_sigma,
                             precision=resolve_precision(config.precision, config.accelerator))
     if not config.tracking:

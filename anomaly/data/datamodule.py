@@ -10,9 +10,6 @@ from torch.utils.data import DataLoader
 from anomaly.data.datasets import ImageDataset, Sample, parse_image_size
 from anomaly.data.decode import image_mode
 
-VALIDATION_BATCH = 16  # the validation slice's batch size, whatever the training batch size (was equal to it)
-
-
 def _by_path(samples: list[Sample]) -> list[Sample]:
     return sorted(samples, key=lambda s: str(s.image))
 
@@ -36,8 +33,9 @@ class AnomalyDataModule(L.LightningDataModule):
         samples: list[Sample],
         image_size: tuple[int, int],
         channels: int,
+        *,
+        val_fraction: float,
         batch_size: int = 16,
-        val_fraction: float = 0.1,
         seed: int = 0,
         num_workers: int = 0,
     ):
@@ -90,11 +88,11 @@ class AnomalyDataModule(L.LightningDataModule):
                 dataset[index]
         self._verified = True
 
-    def _loader(self, dataset: ImageDataset, shuffle: bool, batch_size: int | None = None) -> DataLoader:
+    def _loader(self, dataset: ImageDataset, shuffle: bool) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed) if shuffle else None
         return DataLoader(
             dataset,
-            batch_size=batch_size or self.batch_size,
+            batch_size=self.batch_size,
             shuffle=shuffle,
             generator=generator,
             num_workers=self.num_workers,
@@ -106,9 +104,7 @@ class AnomalyDataModule(L.LightningDataModule):
         return self._loader(self.train_dataset, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        """In batches of VALIDATION_BATCH whatever the training batch size: draem's validation defects
-        take their neighbours in a batch as sources, so the same slice gets the same defects."""
-        return self._loader(self.val_dataset, shuffle=False, batch_size=VALIDATION_BATCH)
+        return self._loader(self.val_dataset, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(ImageDataset(self.test_samples, self.image_size, self.channels), shuffle=False)

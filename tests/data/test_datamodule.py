@@ -65,17 +65,19 @@ def test_batches_have_rectangular_shapes_and_seeded_order(samples):
     assert test["label"].tolist() == [0, 0, 1, 1]
 
 
-def test_validation_batches_do_not_depend_on_the_training_batch_size(samples):
-    """draem's validation defects come from neighbours in a batch: the slice is batched alike for any run."""
-    def val_batches(batch_size: int) -> list[list[int]]:
-        dm = AnomalyDataModule(samples, (8, 8), 1, batch_size=batch_size, val_fraction=0.9)
-        return [b["index"].tolist() for b in dm.val_dataloader()]
+def test_validation_batches_are_of_the_training_batch_size(samples):
+    dm = AnomalyDataModule(samples, (8, 8), 1, batch_size=7, val_fraction=0.9)
+    assert [b["index"].tolist() for b in dm.val_dataloader()] == [list(range(7)), list(range(7, 14)), [14, 15, 16, 17]]
 
-    assert val_batches(2) == val_batches(7) == [list(range(16)), [16, 17]]  # 18 held out, VALIDATION_BATCH 16
+
+def test_the_validation_fraction_has_no_default_of_its_own(samples):
+    """TrainConfig.val_fraction is its one home."""
+    with pytest.raises(TypeError, match="val_fraction"):
+        AnomalyDataModule(samples, (8, 8), 1)
 
 
 def test_sample_manifest_batch():
-    dm = AnomalyDataModule(read_manifest(MANIFEST), (32, 48), 1, batch_size=8)
+    dm = AnomalyDataModule(read_manifest(MANIFEST), (32, 48), 1, batch_size=16, val_fraction=0.1)
     batch = next(iter(dm.val_dataloader()))
     assert batch["image"].shape == (len(dm.val_samples), 1, 32, 48)
     assert 0.0 <= batch["image"].min() and batch["image"].max() <= 1.0
@@ -83,14 +85,14 @@ def test_sample_manifest_batch():
 
 def test_no_training_normals(samples):
     with pytest.raises(ValueError, match="no training images"):
-        AnomalyDataModule(samples[20:], (8, 8), 1)
+        AnomalyDataModule(samples[20:], (8, 8), 1, val_fraction=0.2)
 
 
 def test_unreadable_file_raises_at_construction(samples):
     bad = samples[5].image
     bad.write_text("this is not a png")
     with pytest.raises(ImageDecodeError, match=rf"{bad.name}: not an image"):
-        AnomalyDataModule(samples, (8, 8), 1)
+        AnomalyDataModule(samples, (8, 8), 1, val_fraction=0.2)
 
 
 class _Counting(L.LightningModule):
@@ -118,7 +120,7 @@ def test_truncated_file_raises_before_any_training_step(samples):
     bad = samples[7].image
     data = bad.read_bytes()
     bad.write_bytes(data[: len(data) // 2])  # header intact: construction passes, decoding fails
-    dm = AnomalyDataModule(samples, (8, 8), 1)
+    dm = AnomalyDataModule(samples, (8, 8), 1, val_fraction=0.2)
     model = _Counting()
     trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False)

@@ -59,6 +59,8 @@ class SegmentationNet(nn.Module):
 
 
 class Draem(nn.Module):
+    """Both networks; the whole inference path from images to defect probabilities."""
+
     def __init__(self, channels: int, width: int, depth: int, seg_width: int, seg_depth: int):
         super().__init__()
         self.repair = RepairNet(channels, width, depth)
@@ -68,5 +70,11 @@ class Draem(nn.Module):
         """Repaired image (B, C, H, W): the model's reconstruction."""
         return self.repair(x)
 
-    def defect_logits(self, x: Tensor, repaired: Tensor) -> Tensor:
-        return self.segment(torch.cat([x, repaired], dim=1))  # (B, 1, H, W)
+    def repair_and_segment(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, C, H, W) images -> (the repair (B, C, H, W), defect logits (B, 1, H, W))."""
+        repaired = self.repair(x)
+        return repaired, self.segment(torch.cat([x, repaired], dim=1))
+
+    def defect_probability(self, x: Tensor) -> Tensor:
+        """(B, C, H, W) images in [0, 1] -> (B, 1, H, W) defect probability in [0, 1]."""
+        return torch.sigmoid(self.repair_and_segment(x)[1])

@@ -11,12 +11,10 @@ heatmap shows where the reconstruction disagrees. The paper's score is the laten
 
     score = reduce(map) + latent_weight * mean((z - z_hat)^2)
 
-Options (`ModelConfig.options`, `anomaly train --option KEY=VALUE`), defaults (the paper's weights):
-    adv_weight: 1.0     feature-matching adversarial loss
-    con_weight: 50.0    L1 reconstruction loss
-    enc_weight: 1.0     latent consistency loss
-    latent_weight: 1.0  weight of the latent error in the image score (large: the paper's score)
+Options (the loss weights and latent_weight): options.py.
 """
+
+import dataclasses
 
 import torch
 from torch import Tensor
@@ -27,9 +25,6 @@ from anomaly.models.base import ReconstructionModel
 from anomaly.models.ganomaly.loss import discriminator_loss, generator_losses, latent_error
 from anomaly.models.ganomaly.torch_model import Ganomaly
 
-DEFAULTS = {"adv_weight": 1.0, "con_weight": 50.0, "enc_weight": 1.0, "latent_weight": 1.0}
-
-
 def _reset(module: torch.nn.Module) -> None:
     if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
         module.reset_parameters()
@@ -38,9 +33,7 @@ def _reset(module: torch.nn.Module) -> None:
 class GanomalyModel(ReconstructionModel):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
-        options = {k: float(v) for k, v in model_options(config, DEFAULTS).items()}
-        if min(options.values()) < 0:
-            raise ValueError(f"ganomaly options must be >= 0, got {options}")
+        options = {k: float(v) for k, v in dataclasses.asdict(model_options(config)).items()}
         self.latent_weight = options.pop("latent_weight")
         self.weights = options
         self.automatic_optimization = False

@@ -6,10 +6,7 @@ encoder + decoder1 for L_AE1, then a fresh forward and an Adam step on encoder +
 Anomaly map (USAD's score, per pixel): alpha * r(x, AE1(x)) + beta * r(x, AE2(AE1(x))), r the
 `--residual` map (default "l2", USAD's squared error), smoothed by `smoothing_sigma`; the image
 score is the base's reduction of it. Large beta: more sensitive (more detections and false alarms);
-large alpha: less.
-
-Options (`ModelConfig.options`, `anomaly train --option KEY=VALUE`), defaults:
-    score_weights: [0.5, 0.5]  [alpha, beta] of the map (USAD's code default)
+large alpha: less. Options: options.py.
 """
 
 import torch
@@ -22,16 +19,10 @@ from anomaly.models.twodec.loss import two_decoder_losses
 from anomaly.models.twodec.torch_model import TwoDecoderAutoencoder
 from anomaly.scoring import residual_map
 
-DEFAULTS = {"score_weights": [0.5, 0.5]}
-
-
 class TwoDecoderModel(ReconstructionModel):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
-        weights = model_options(config, DEFAULTS)["score_weights"]
-        if len(weights) != 2 or min(weights) < 0 or sum(weights) <= 0:
-            raise ValueError(f"twodec option score_weights: expected [alpha, beta], both >= 0, not both 0, "
-                             f"got {weights!r}")
+        weights = model_options(config).score_weights
         self.alpha, self.beta = float(weights[0]), float(weights[1])
         self.automatic_optimization = False
         self.net = TwoDecoderAutoencoder(config.channels, config.image_size, config.width, config.depth,
