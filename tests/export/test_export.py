@@ -16,7 +16,7 @@ from anomaly.config import TrainConfig
 from anomaly.data import decode_image, load_samples
 from anomaly.detector import Detector, preprocess, score_images
 from anomaly.export import EXPORT_INFO, ONNX, export_onnx
-from anomaly.models import MODEL_CLASSES, build_model
+from anomaly.models import OPTIONS, build_model
 from anomaly.training import SAMPLE_MANIFEST
 
 MAP_TOLERANCE = SCORE_TOLERANCE = 1e-4  # max abs difference, documented in docs/export.md
@@ -50,7 +50,7 @@ def max_differences(a: Detector, b: Detector, images: list[np.ndarray], batch_si
     return maps, max(abs(x.score - y.score) for x, y in zip(pa, pb))
 
 
-@pytest.mark.parametrize("name", sorted(MODEL_CLASSES))
+@pytest.mark.parametrize("name", sorted(OPTIONS))
 def test_onnxruntime_matches_torch_for_every_model(name, images, tmp_path):
     """Export must work for every registered model: a model that cannot be exported fails here."""
     bundle = tiny_bundle(name, images)
@@ -100,10 +100,12 @@ def test_backend_errors_name_the_fix(trained, tmp_path):
         Detector.load(folder)  # an export has no weights for the torch backend
 
 
-def test_a_model_with_randomness_at_inference_fails_export_loudly(trained, tmp_path):
+def test_a_model_with_randomness_at_inference_fails_export_loudly(trained, tmp_path, monkeypatch):
     detector = Detector.load(trained.bundle_path)
-    clean = detector.model.anomaly_map
-    detector.model.anomaly_map = lambda x: clean(x) + 1e-2 * torch.rand_like(x[:, :1])  # e.g. random masks
+    model_class = type(detector.to_bundle().build_model())
+    clean = model_class.anomaly_map
+    noisy = lambda self, x: clean(self, x) + 1e-2 * torch.rand_like(x[:, :1])  # noqa: E731 - e.g. random masks
+    monkeypatch.setattr(model_class, "anomaly_map", noisy)
     with pytest.raises(RuntimeError, match="disagrees with torch"):
         export_onnx(detector, tmp_path / "noisy")
     assert not (tmp_path / "noisy").exists()

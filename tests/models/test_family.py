@@ -17,7 +17,7 @@ from anomaly.bundle import load_bundle
 from anomaly.config import ModelConfig, TrainConfig
 from anomaly.data import decode_image
 from anomaly.detector import Detector, TorchScorer, preprocess, score_images
-from anomaly.models import DEFAULT_RESIDUALS, MODEL_CLASSES, build_model
+from anomaly.models import OPTIONS, build_model
 from anomaly.training import train
 from tests.conftest import sample_normals, sample_subset
 
@@ -30,7 +30,7 @@ WATCH = {"dae": "loss", "inpaint": "loss", "twodec": "l2_ae1", "ganomaly": "con"
 
 
 def small_config(name: str, **kw) -> ModelConfig:
-    kw = {"residual": DEFAULT_RESIDUALS[name], "lr": 3e-3, **kw}
+    kw = {"lr": 3e-3, **kw}
     return ModelConfig(name=name, image_size=SIZE, channels=1, width=4, depth=3, latent_dim=16, **kw)
 
 
@@ -56,8 +56,8 @@ def seeded_losses(model, x: torch.Tensor) -> dict[str, float]:
 
 
 def test_the_family_is_registered():
-    assert set(FAMILY) <= set(MODEL_CLASSES)
-    assert {name: DEFAULT_RESIDUALS[name] for name in FAMILY} == {
+    assert set(FAMILY) <= set(OPTIONS)
+    assert {name: small_config(name).residual for name in FAMILY} == {
         "dae": "ssim", "inpaint": "msgms", "twodec": "l2", "ganomaly": "l2"}
 
 
