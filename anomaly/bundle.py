@@ -3,7 +3,11 @@
     config.json        ModelConfig (architecture, preprocessing, scoring; every model option, defaults
                        included, so a later change of default does not change the model) + package version
     weights.safetensors the state dict
-    calibration.json   Calibration (thresholds, normal-score and heatmap statistics)
+    calibration.json   Calibration (thresholds, normal-score and heatmap statistics, the threshold's guarantee)
+
+An ONNX export (`anomaly export`, anomaly/export.py) is the same folder with `model.onnx` (the scoring
+graph, anomaly.backends) and `export.json` (how it was exported) in place of the weights. This module is
+the one writer of both (`save_bundle`, `save_export`) and reads both (`load_bundle`, `load_export`).
 
 Everything loaded is checked before it is used (`load_bundle`): config.json field by field
 (ModelConfig.from_dict), calibration.json field by field (Calibration.from_dict), and the weights
@@ -30,6 +34,7 @@ from anomaly.calibration import Calibration
 from anomaly.config import ModelConfig
 
 CONFIG, WEIGHTS, CALIBRATION = "config.json", "weights.safetensors", "calibration.json"
+ONNX, EXPORT_INFO = "model.onnx", "export.json"
 
 
 @dataclass(frozen=True)
@@ -47,15 +52,28 @@ class Bundle:
         return model.eval()
 
 
-def save_bundle(path: str | Path, config: ModelConfig, state_dict: dict[str, torch.Tensor],
-                calibration: Calibration) -> Path:
+def _write(path: str | Path, config: ModelConfig, calibration: Calibration, files: dict[str, bytes]) -> Path:
+    """config.json, calibration.json and `files` (name -> bytes) into the folder `path`, made if missing."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    (path / CONFIG).write_text(json.dumps({**config.to_dict(), "package_version": anomaly.__version__}, indent=2))
-    # bytes written by Python, not safetensors' save_file, which creates the file with mode 0600
-    (path / WEIGHTS).write_bytes(save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()}))
-    (path / CALIBRATION).write_text(json.dumps(calibration.to_dict(), indent=2))
+    files = {CONFIG: json.dumps({**config.to_dict(), "package_version": anomaly.__version__}, indent=2).encode(),
+             CALIBRATION: json.dumps(calibration.to_dict(), indent=2).encode(), **files}
+    for name, data in files.items():
+        (path / name).write_bytes(data)
     return path
+
+
+def save_bundle(path: str | Path, config: ModelConfig, state_dict: dict[str, torch.Tensor],
+                calibration: Calibration) -> Path:
+    # bytes written by Python, not safetensors' save_file, which creates the file with mode 0600
+    weights = save({k: v.detach().cpu().contiguous() for k, v in state_dict.items()})
+    return _write(path, config, calibration, {WEIGHTS: weights})
+
+
+def save_export(path: str | Path, config: ModelConfig, calibration: Calibration, graph: bytes,
+                info: dict[str, Any]) -> Path:
+    """An ONNX export folder: the graph, config.json, calibration.json and `info` as export.json."""
+    return _write(path, config, calibration, {ONNX: graph, EXPORT_INFO: json.dumps(info, indent=2).encode()})
 
 
 @contextmanager
@@ -130,3 +148,18 @@ def load_bundle(path: str | Path) -> Bundle:
     with naming(path / WEIGHTS):
         check_weights(state_dict, expected)
     return Bundle(config, state_dict, read_calibration(path / CALIBRATION))
+
+
+def is_export(path: str | Path) -> bool:
+    return (Path(path) / ONNX).is_file()
+
+
+def load_export(path: str | Path) -> tuple[Bundle, bytes]:
+    """An exported folder's config and calibration (checked) as a Bundle without weights, and its graph."""
+    path = Path(path)
+    missing = [name for name in (ONNX, CONFIG, CALIBRATION) if not (path / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{path} is not an ONNX export: missing {', '.join(missing)} "
+                                f"(an export is the --out folder of `anomaly export`)")
+    config, calibration = read_config(path / CONFIG), read_calibration(path / CALIBRATION)
+    return Bundle(config, {}, calibration), (path / ONNX).read_bytes()

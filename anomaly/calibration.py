@@ -1,8 +1,15 @@
 """Thresholds and score normalisation from normal images alone.
 
-The image threshold is the (1 - fpr) quantile of normal validation scores when there are enough
-of them (at least 1 / fpr images); with fewer, the empirical quantile would just be the maximum,
-so the threshold is the larger of the maximum and mean + z(1 - fpr) * std (a Gaussian tail).
+The image threshold is a split-conformal bound (Vovk et al. 2005, doi:10.1007/b106715; Angelopoulos &
+Bates 2023, doi:10.1561/2200000101): with n held-out normal scores and a target false-alarm rate alpha,
+it lies just above the k-th smallest score, k = ceil((n + 1) (1 - alpha)). A new normal image
+exchangeable with the held-out ones then scores at or above it with probability
+
+    (n + 1 - k) / (n + 1)  <=  alpha        (exactly, for continuous scores; at most, with ties)
+
+which is also > alpha - 1 / (n + 1): the guarantee is marginal over the held-out draw, not per batch.
+With fewer than ceil(1 / alpha) - 1 normals k would exceed n: the threshold is then just above the
+highest score and the guarantee is only 1 / (n + 1), said by a warning and recorded (`fpr_bound`).
 Normalised scores are a logistic of (score - threshold) / std: in (0, 1), 0.5 at the threshold.
 A `Calibration` holds only finite values in their ranges (checked when built, `from_dict` included).
 """
@@ -13,15 +20,50 @@ import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
-from statistics import NormalDist
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from anomaly.checks import invalid, number, one_of
+from anomaly.checks import invalid, number, one_of, shown
 
-METHODS = ("quantile", "gaussian-tail")
+# "conformal" is the rule `calibrate` applies; bundles calibrated by the empirical-quantile or
+# Gaussian-tail rules load too, without a recorded guarantee
+METHODS = ("conformal", "quantile", "gaussian-tail")
+OPTIONAL = ("f1_threshold", "conformal_rank", "fpr_bound")  # may be null or absent in calibration.json
+TIE_TOLERANCE = 1e-9  # on (n + 1) * alpha, so that e.g. 100 * 0.01 counts as 1
+
+
+class ConformalThreshold(NamedTuple):
+    threshold: float  # the smallest float above the rank-th smallest score: `score >= threshold` flags
+    rank: int  # k, in [1, n]
+    fpr_bound: float  # (n + 1 - k) / (n + 1): the false-alarm probability guaranteed for a new normal
+
+
+def normals_needed(fpr: float) -> int:
+    """The fewest held-out normals for which the conformal bound reaches `fpr`: ceil(1 / fpr) - 1."""
+    return math.ceil((1 - TIE_TOLERANCE) / fpr) - 1
+
+
+def conformal_threshold(scores: ArrayLike, fpr: float, *, name: str = "normal images") -> ConformalThreshold:
+    """The split-conformal threshold of `scores` (n normal images, held out from training) for a target
+    false-alarm rate `fpr` (module docstring). Warns when n < `normals_needed(fpr)`."""
+    scores = np.sort(np.asarray(scores, dtype=np.float64).ravel())
+    n = scores.size
+    if n == 0:
+        raise ValueError(f"cannot calibrate a threshold from zero {name}; give at least one")
+    if not np.isfinite(scores).all():
+        raise ValueError(f"the scores of the {name} must be finite; {int((~np.isfinite(scores)).sum())} are not")
+    if not 0 < fpr < 1:
+        raise ValueError(f"the target false-alarm rate must be in (0, 1), got {fpr}")
+    k = n + 1 - math.floor((n + 1) * fpr + TIE_TOLERANCE)
+    if k > n:
+        k = n
+        warnings.warn(
+            f"{n} {name} cannot guarantee a false-alarm rate of {fpr}: the threshold is just above the highest of "
+            f"their scores, which guarantees only {1 / (n + 1):.3g} (1 / (n + 1)); {normals_needed(fpr)} normals "
+            f"reach {fpr} (more normal images, or a larger --val-fraction)", stacklevel=2)
+    return ConformalThreshold(float(np.nextafter(scores[k - 1], np.inf)), k, (n + 1 - k) / (n + 1))
 
 
 @dataclass(frozen=True)
@@ -38,25 +80,53 @@ class Calibration:
     map_high: float  # ... to this value, which puts the map-maximum threshold (at `target_fpr`) in the middle
     target_fpr: float
     pixel_fpr: float
-    method: str  # "quantile" or "gaussian-tail"
-    n_images: int
+    method: str  # "conformal" (older bundles: "quantile" or "gaussian-tail")
+    n_images: int  # n, the held-out normal images calibrated on
     f1_threshold: float | None = None  # F1-optimal threshold when labelled anomalies were seen (reported only)
+    conformal_rank: int | None = None  # k: the threshold lies just above the k-th smallest of the n scores
+    fpr_bound: float | None = None  # (n + 1 - k) / (n + 1): guaranteed false-alarm rate (None: no guarantee)
 
     def __post_init__(self) -> None:
         """ValueError naming the first field outside its rule: every number finite, score_std >= 0,
-        map_high >= map_low, the FPRs in (0, 1), n_images an integer >= 1, method a known rule."""
+        map_high >= map_low, the FPRs in (0, 1), n_images an integer >= 1, method a known rule; a
+        conformal calibration has its rank k in [1, n] and fpr_bound = (n + 1 - k) / (n + 1)."""
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name == "method":
                 one_of("method", value, METHODS)
-            elif field.name == "n_images":
-                number("n_images", value, "[1, inf)", integer=True)
-            elif field.name.endswith("fpr"):
-                number(field.name, value, "(0, 1)")
+            elif field.name in ("n_images", "conformal_rank"):
+                if value is not None or field.name == "n_images":
+                    number(field.name, value, f"[1, {self.n_images}]" if field.name == "conformal_rank" else "[1, inf)",
+                           integer=True)
+            elif field.name.endswith("fpr") or field.name == "fpr_bound":
+                if value is not None or field.name != "fpr_bound":
+                    number(field.name, value, "(0, 1)")
             elif not (field.name == "f1_threshold" and value is None):
                 number(field.name, value, "[0, inf)" if field.name == "score_std" else "")
         if self.map_high < self.map_low:
             raise invalid("map_high", f"at least map_low = {self.map_low}", self.map_high)
+        if (self.method == "conformal") != (self.conformal_rank is not None) or \
+                (self.conformal_rank is None) != (self.fpr_bound is None):
+            raise ValueError(f"conformal_rank and fpr_bound must be given with method \"conformal\" and only with it; "
+                             f"got method {self.method!r}, conformal_rank {shown(self.conformal_rank)}, "
+                             f"fpr_bound {shown(self.fpr_bound)}")
+        if self.conformal_rank is not None:
+            n, k = self.n_images, self.conformal_rank
+            if not math.isclose(self.fpr_bound, (n + 1 - k) / (n + 1), rel_tol=1e-9):
+                raise invalid("fpr_bound", f"(n_images + 1 - conformal_rank) / (n_images + 1) = {(n + 1 - k) / (n + 1)}",
+                              self.fpr_bound)
+
+    def guarantee(self) -> str:
+        """The promise the image threshold rests on, in words."""
+        n, alpha = self.n_images, self.target_fpr
+        if self.fpr_bound is None:
+            return (f"no finite-sample guarantee recorded: the threshold was set by the {self.method!r} rule on {n} "
+                    f"normal images for a target false-alarm rate of {alpha:g} (`anomaly calibrate` records one)")
+        bound = (f"at most {self.fpr_bound:.3g}" if self.fpr_bound <= alpha else
+                 f"at most {self.fpr_bound:.3g}, above the target {alpha:g}: {normals_needed(alpha)} normals are needed "
+                 f"for it")
+        return (f"a new normal image, exchangeable with the {n} held-out normals calibrated on, is flagged with "
+                f"probability {bound} (split conformal: above the {self.conformal_rank}-th smallest of {n} scores)")
 
     def normalise(self, scores: ArrayLike, threshold: float | None = None) -> np.ndarray:
         """Raw scores -> float64 in (0, 1), 0.5 exactly at `threshold` (default: the calibrated one)."""
@@ -75,34 +145,15 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, values: Any) -> Calibration:
-        """From calibration.json: every field present (f1_threshold may be null), no other."""
+        """From calibration.json: every field present (those in OPTIONAL may be null or absent), no other."""
         names = [field.name for field in dataclasses.fields(cls)]
         if not isinstance(values, dict):
             raise invalid("the calibration", "a JSON object", values)
-        if missing := [name for name in names if name not in values]:
+        if missing := [name for name in names if name not in values and name not in OPTIONAL]:
             raise ValueError(f"missing field(s) {', '.join(missing)}; a calibration has {', '.join(names)}")
         if extra := sorted(set(values) - set(names)):
             raise ValueError(f"unknown field(s) {', '.join(extra)}; a calibration has {', '.join(names)}")
         return cls(**values)
-
-
-def threshold_at_fpr(scores: ArrayLike, fpr: float) -> tuple[float, str]:
-    """Threshold with at most `fpr` of `scores` (normal images) at or above it, and the rule used."""
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.size == 0:
-        raise ValueError("cannot calibrate a threshold from zero normal images; give at least one")
-    if not 0 < fpr < 1:
-        raise ValueError(f"fpr must be in (0, 1), got {fpr}")
-    if scores.size * fpr >= 1:
-        # strictly above the k-th largest score, so that only k of n = fpr * n normals reach it
-        k = int(math.floor(scores.size * fpr))
-        ordered = np.sort(scores)
-        return float(np.nextafter(ordered[-k - 1], np.inf) if k else ordered[-1]), "quantile"
-    z = NormalDist().inv_cdf(1 - fpr)
-    warnings.warn(
-        f"only {scores.size} normal images for a target FPR of {fpr}: at least {math.ceil(1 / fpr)} are needed "
-        "for an empirical quantile, so the threshold is max(max score, mean + z * std)", stacklevel=2)
-    return float(max(scores.max(), scores.mean() + z * scores.std())), "gaussian-tail"
 
 
 def calibrate(normal_scores: ArrayLike, normal_maps: np.ndarray, *, fpr: float = 0.01,
@@ -115,7 +166,7 @@ def calibrate(normal_scores: ArrayLike, normal_maps: np.ndarray, *, fpr: float =
     F1-optimal threshold, which is reported but never used as the default.
     """
     normal_scores = np.asarray(normal_scores, dtype=np.float64)
-    image_threshold, method = threshold_at_fpr(normal_scores, fpr)
+    image = conformal_threshold(normal_scores, fpr)
     normal_maps = np.asarray(normal_maps, dtype=np.float32)
     if len(normal_maps) != normal_scores.size or normal_maps.size == 0:
         raise ValueError(f"need one non-empty map per normal score; got {normal_scores.size} scores and maps of "
@@ -127,18 +178,18 @@ def calibrate(normal_scores: ArrayLike, normal_maps: np.ndarray, *, fpr: float =
     # which may include a model's extra score term (ganomaly's latent error)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the image threshold above already warned about few images
-        map_threshold, _ = threshold_at_fpr(normal_maps.reshape(len(normal_maps), -1).max(axis=1), fpr)
+        map_threshold = conformal_threshold(normal_maps.reshape(len(normal_maps), -1).max(axis=1), fpr).threshold
     f1_threshold = None
     if labels is not None and scores is not None and len(set(np.asarray(labels).tolist())) == 2:
         from anomaly.metrics import f1_optimal_threshold
 
         f1_threshold = float(f1_optimal_threshold(labels, scores)[0])
     return Calibration(
-        image_threshold=image_threshold, pixel_threshold=pixel_threshold,
+        image_threshold=image.threshold, pixel_threshold=pixel_threshold,
         score_mean=float(normal_scores.mean()), score_std=float(normal_scores.std()),
         score_min=float(normal_scores.min()), score_max=float(normal_scores.max()),
         score_p50=float(np.quantile(normal_scores, 0.5)), score_p99=float(np.quantile(normal_scores, 0.99)),
         map_low=map_low, map_high=map_low + 2 * max(map_threshold - map_low, 1e-12),
-        target_fpr=fpr, pixel_fpr=pixel_fpr, method=method, n_images=int(normal_scores.size),
-        f1_threshold=f1_threshold,
+        target_fpr=fpr, pixel_fpr=pixel_fpr, method="conformal", n_images=int(normal_scores.size),
+        f1_threshold=f1_threshold, conformal_rank=image.rank, fpr_bound=image.fpr_bound,
     )

@@ -4,14 +4,14 @@
     [prediction] = detector.predict(["part.png"])
     prediction.score, prediction.is_anomalous, prediction.anomaly_map, prediction.regions
 
-Backends: "torch" (default) runs the model (on the CPU, an inference copy: BatchNorm folded,
-channels-last; `TorchScorer`); "onnxruntime" runs the exported graph of the same `score_images` step
-(anomaly/export.py). Decoding, resizing, thresholds and regions are shared.
+Backends (anomaly/backends.py): "torch" (default) runs the model (on the CPU, an inference copy: BatchNorm
+folded, channels-last); "onnxruntime" runs the ONNX graph of the same `score_images` step, from an
+`anomaly export` folder or exported from the weights at load. Decoding, resizing, thresholds and
+regions are the Detector's, shared by both. Nothing outside the Detector touches the model.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,15 +20,16 @@ import numpy as np
 import torch
 from skimage.measure import label, regionprops
 
-from anomaly.bundle import WEIGHTS, Bundle, load_bundle, naming
+from anomaly.backends import OnnxScorer, TorchScorer, check_backend, check_graph, onnx_bytes
+from anomaly.backends import score_images as score_images  # the scoring step, importable from here too
+from anomaly.bundle import (ONNX, WEIGHTS, Bundle, is_export, load_bundle, load_export, naming, save_bundle,
+                            save_export)
 from anomaly.calibration import Calibration
-from anomaly.config import ModelConfig
 from anomaly.data import decode_image, resize
 from anomaly.model_uri import parse_model_uri
-from anomaly.scoring import image_scores, resize_map
+from anomaly.scoring import resize_map
 
 ImageSource = str | Path | bytes | np.ndarray
-BACKENDS = ("torch", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -57,57 +58,6 @@ def preprocess(arrays: Sequence[np.ndarray], size: tuple[int, int]) -> torch.Ten
     return torch.cat([resize(torch.from_numpy(a)[None], size) for a in arrays])
 
 
-def score_images(model: torch.nn.Module, config: ModelConfig, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, C, h, w) preprocessed batch -> image scores (B,) and anomaly maps (B, 1, h, w), on the
-    model's device. Used by calibration during training and by every prediction.
-
-    A model may add a per-image term to the map's reduction with `image_score_bias(batch) -> (B,)`
-    (ganomaly's latent consistency); the map itself is never changed."""
-    with torch.inference_mode():
-        maps = model.anomaly_map(batch)
-        scores = image_scores(maps, config.score_reduction, config.topk)
-        if hasattr(model, "image_score_bias"):
-            scores = scores + model.image_score_bias(batch)
-    return scores, maps
-
-
-def inference_copy(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of `model` (in eval mode) for scoring on the CPU: each BatchNorm that follows a convolution
-    in a Sequential folded into it, weights channels-last (2x on draem's U-Net, bench_speed.py). The
-    maps agree with the original to float rounding (tests/detector)."""
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    model = copy.deepcopy(model).eval()
-    for module in model.modules():
-        if isinstance(module, torch.nn.Sequential):
-            names = list(module._modules)
-            for conv_name, bn_name in zip(names, names[1:]):
-                conv, bn = module._modules[conv_name], module._modules[bn_name]
-                if isinstance(conv, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and isinstance(bn, torch.nn.BatchNorm2d):
-                    transpose = isinstance(conv, torch.nn.ConvTranspose2d)
-                    module._modules[conv_name] = fuse_conv_bn_eval(conv, bn, transpose=transpose)
-                    module._modules[bn_name] = torch.nn.Identity()
-    for module in model.modules():
-        if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
-            module.weight.data = module.weight.data.contiguous(memory_format=torch.channels_last)
-    return model
-
-
-class TorchScorer:
-    """The torch backend's scoring step: `score_images` on `inference_copy(model)` with channels-last
-    input on the CPU, on the model itself elsewhere. `(B, C, h, w) batch -> (scores, maps)`."""
-
-    def __init__(self, model: torch.nn.Module, config: ModelConfig, device: torch.device) -> None:
-        self.config, self.device, self.cpu = config, device, device.type == "cpu"
-        self.model = inference_copy(model) if self.cpu else model
-
-    def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        batch = batch.to(self.device)
-        if self.cpu:
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        return score_images(self.model, self.config, batch)
-
-
 def find_regions(anomaly_map: np.ndarray, mask: np.ndarray) -> tuple[Region, ...]:
     """Connected components (8-connectivity) of `mask` (H, W) bool, largest first."""
     regions = [
@@ -116,12 +66,6 @@ def find_regions(anomaly_map: np.ndarray, mask: np.ndarray) -> tuple[Region, ...
         for p in regionprops(label(mask, connectivity=2), intensity_image=anomaly_map)
     ]
     return tuple(sorted(regions, key=lambda r: -r.area))
-
-
-def check_backend(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-    return backend
 
 
 class Detector:
@@ -134,15 +78,17 @@ class Detector:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.backend = check_backend(backend)
         self.model = bundle.build_model().to(self.device) if bundle.state_dict else None  # None: ONNX only
-        self.onnx = None
-        self.torch_scorer = TorchScorer(self.model, self.config, self.device) if backend == "torch" else None
+        self.scorer: TorchScorer | OnnxScorer
+        self.graph: bytes | None = None  # the ONNX graph run by backend "onnxruntime"
         if backend == "onnxruntime":
-            from anomaly.export import OnnxScorer, onnx_bytes
-
-            self.onnx = OnnxScorer(onnx_model if onnx_model is not None else onnx_bytes(self.model, self.config),
-                                   self.device)
+            if isinstance(onnx_model, Path):
+                onnx_model = onnx_model.read_bytes()
+            self.graph = onnx_model if onnx_model is not None else onnx_bytes(self.model, self.config)
+            self.scorer = OnnxScorer(self.graph, self.device)
         elif self.model is None:
             raise ValueError("backend 'torch' needs the bundle's weights; this bundle has none")
+        else:
+            self.scorer = TorchScorer(self.model, self.config, self.device)
         self.source = source
         self.info = {"uri": source, "pinned": None, "name": None, "version": None, "run_id": None, **(info or {})}
 
@@ -173,18 +119,17 @@ class Detector:
     def _load_folder(cls, path: Path, *, source: str, info: dict[str, Any] | None, device: str | None,
                      backend: str) -> Detector:
         """Everything (config, weights, calibration, model.onnx) is read into memory and checked
-        (anomaly.bundle.load_bundle, anomaly.export.check_graph) before returning."""
-        from anomaly.export import ONNX, check_graph, is_export, load_export
-
+        (anomaly.bundle.load_bundle, anomaly.backends.check_graph) before returning."""
+        onnx = None
         if is_export(path) and not (path / WEIGHTS).is_file():
             if backend != "onnxruntime":
-                raise FileNotFoundError(f"{path} is an ONNX export (model.onnx without {WEIGHTS}): load it with "
+                raise FileNotFoundError(f"{path} is an ONNX export ({ONNX} without {WEIGHTS}): load it with "
                                         f"backend='onnxruntime' (--backend onnxruntime), or load the original bundle")
-            config, calibration, _ = load_export(path)
-            bundle = Bundle(config, {}, calibration)
+            bundle, onnx = load_export(path)
         else:
             bundle = load_bundle(path)
-        onnx = (path / ONNX).read_bytes() if backend == "onnxruntime" and is_export(path) else None
+            if backend == "onnxruntime" and is_export(path):
+                onnx = (path / ONNX).read_bytes()
         if onnx is not None:
             with naming(path / ONNX):
                 check_graph(onnx, bundle.config)
@@ -193,9 +138,20 @@ class Detector:
     def score_batch(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C, h, w) preprocessed float32 batch -> image scores (B,) and anomaly maps (B, 1, h, w),
         from the backend (on the model's device for torch, on the CPU for onnxruntime)."""
-        if self.onnx is not None:
-            return self.onnx(batch)
-        return self.torch_scorer(batch)
+        return self.scorer(batch)
+
+    def score_at_model_size(self, images: Sequence[ImageSource], *, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+        """Image scores (N,) float64 and anomaly maps (N, h, w) float32 at the model's size, as calibration
+        uses them (anomaly.calibration.calibrate)."""
+        scores, maps = [], []
+        for i in range(0, len(images), batch_size):
+            batch_scores, batch_maps = self.score_batch(preprocess(
+                [self.decode(image) for image in images[i:i + batch_size]], self.config.image_size))
+            scores.append(batch_scores.cpu().numpy().astype(np.float64))
+            maps.append(batch_maps[:, 0].cpu().numpy())
+        if not scores:
+            raise ValueError("no images to score")
+        return np.concatenate(scores), np.concatenate(maps)
 
     def decode(self, source: ImageSource, name: str | None = None) -> np.ndarray:
         """Any supported image (path, encoded bytes or a (C, H, W) float array) -> (C, H, W) float32 in [0, 1]
@@ -236,3 +192,30 @@ class Detector:
         from anomaly.visualize import overlay
 
         return overlay(image, self.calibration.heatmap_scale(prediction.anomaly_map), alpha, prediction.regions)
+
+    def reconstruct(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        """Decoded (C, H, W) float32 arrays -> the model's reconstructions (B, C, h, w) float32 at the model's
+        size (the input its anomaly map compares against). Needs the weights (a bundle, not an export)."""
+        if self.model is None:
+            raise ValueError(f"{self.source or 'this model'} has no weights (an ONNX export): a reconstruction "
+                             f"needs the bundle the export was made from")
+        with torch.inference_mode():
+            return self.model(preprocess(arrays, self.config.image_size).to(self.device)).float().cpu().numpy()
+
+    def to_bundle(self, calibration: Calibration | None = None) -> Bundle:
+        """This model's config and weights (on the CPU) with `calibration` (default: its own), e.g. to save
+        a re-calibrated bundle. Needs the weights."""
+        if self.model is None:
+            raise ValueError(f"{self.source or 'this model'} has no weights (an ONNX export); a bundle needs the "
+                             f"weights of the bundle it was made from")
+        state_dict = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        return Bundle(self.config, state_dict, calibration or self.calibration)
+
+    def save(self, path: str | Path, calibration: Calibration | None = None) -> Path:
+        """Write this model with `calibration` (default: its own) to the folder `path`: a bundle when it has
+        weights, else (an ONNX export loaded as is) an export folder with the same graph."""
+        if self.model is not None:
+            bundle = self.to_bundle(calibration)
+            return save_bundle(path, bundle.config, bundle.state_dict, bundle.calibration)
+        return save_export(path, self.config, calibration or self.calibration, self.graph,
+                           {"format": "onnx", "graph": f"the graph of {self.source}, re-calibrated"})

@@ -32,10 +32,21 @@ class MetricReport:
     seconds: float
     false_alarm_rate: float | None = None  # of the normal images, those scoring at or above the threshold
     target_fpr: float | None = None  # the false-alarm rate the threshold was calibrated for
+    false_alarm_interval: tuple[float, float] | None = None  # 95% Clopper-Pearson interval of false_alarm_rate
+    fpr_bound: float | None = None  # the false-alarm rate the calibration guarantees (None: no guarantee recorded)
+    guarantee: str = ""  # that guarantee in words (anomaly.calibration.Calibration.guarantee)
     painted: dict[str, float] = field(default_factory=dict)  # anomaly.painted's AUROCs on the normal images
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def false_alarm_interval(alarms: int, normals: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) `confidence` interval of a false-alarm rate seen as `alarms` of `normals`."""
+    from scipy.stats import binomtest
+
+    interval = binomtest(alarms, normals).proportion_ci(confidence, method="exact")
+    return float(interval.low), float(interval.high)
 
 
 def _pixel_metrics(masks: list[np.ndarray | None], maps: list[np.ndarray]) -> tuple[float | None, float | None]:
@@ -99,6 +110,9 @@ def evaluate(detector: Detector, samples: Sequence[Sample], *, batch_size: int =
         n_anomalous=int(labels.sum()), per_defect=per_defect, images_per_second=len(samples) / seconds,
         seconds=seconds, false_alarm_rate=float((normal_scores >= threshold).mean()) if normals else None,
         target_fpr=detector.calibration.target_fpr,
+        false_alarm_interval=false_alarm_interval(int((normal_scores >= threshold).sum()), len(normals))
+        if normals else None,
+        fpr_bound=detector.calibration.fpr_bound, guarantee=detector.calibration.guarantee(),
         painted=painted_aurocs(detector, normal_batches(normals, detector.config.channels), on_draw=on_draw)
         if painted else {})
     return report, predictions

@@ -1,11 +1,13 @@
 """What a training or calibration run puts in MLflow, so that it can be reviewed in the UI alone.
 
-Metrics: `train/*`, `val/*` per epoch (logged by the training loop), `calibration/*` (thresholds and
-normal-score statistics), `painted/*` (image and pixel AUROC on defects painted into the held-out normals,
-anomaly.painted), `test/*` (image/pixel AUROC, AUPRO, F1; `test/<defect>/*` per defect).
-Artifacts: `calibration.json`, `evaluation.json`, `plots/score_histogram.png`, `plots/roc.png`,
+Metrics: `train/*`, `val/*` per epoch (logged by the training loop), `calibration/*` (thresholds, the
+threshold's guarantee and normal-score statistics), `painted/*` (image and pixel AUROC on defects painted
+into the held-out normals, anomaly.painted), `test/*` (image/pixel AUROC, AUPRO, F1; `test/<defect>/*` per
+defect). Artifacts: `calibration.json`, `evaluation.json`, `plots/score_histogram.png`, `plots/roc.png`,
 `plots/examples.png` (input / reconstruction / heatmap of the highest-scoring normal and anomalous
 test images), `examples/*.png` (the heatmap overlays alone) and the pyfunc model `model/`.
+A re-calibration run (`log_recalibration`): `calibration/*`, `previous/*` thresholds, the new normals'
+score histogram, `calibration.json` and the registered model.
 """
 
 from __future__ import annotations
@@ -15,16 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
 
 from anomaly import tracking
 from anomaly.bundle import load_bundle
 from anomaly.calibration import Calibration
 from anomaly.data import Sample
-from anomaly.detector import Detector, preprocess, score_images
+from anomaly.detector import Detector
 from anomaly.painted import summary
 from anomaly.plots import example_grid, roc_figure, score_histogram
-from anomaly.visualize import overlay
 
 if TYPE_CHECKING:
     from anomaly.config import TrainConfig
@@ -50,22 +50,20 @@ def report_metrics(report: MetricReport) -> dict[str, float | None]:
 
 
 def _example_rows(detector: Detector, samples: Sequence[Sample], scores: np.ndarray) -> list[tuple]:
-    """(title, input, reconstruction, overlay) at model resolution for the top normal and anomalous image."""
+    """(title, input, reconstruction, overlay) for the top normal and anomalous image: the input and its
+    overlay (regions boxed) at the image's own size, the reconstruction at the model's."""
     rows = []
     for label, kind in ((0, "normal"), (1, "anomalous")):
         candidates = [i for i, s in enumerate(samples) if s.label == label]
         if not candidates:
             continue
         top = max(candidates, key=lambda i: scores[i])
-        batch = preprocess([detector.decode(samples[top].image)], detector.config.image_size).to(detector.device)
-        _, maps = score_images(detector.model, detector.config, batch)
-        with torch.inference_mode():
-            reconstruction = detector.model(batch)[0].cpu().numpy()
-        image = batch[0].cpu().numpy()
-        heat = overlay(image, detector.calibration.heatmap_scale(maps[0, 0].cpu().numpy()))
+        image = detector.decode(samples[top].image)
+        [prediction] = detector.predict_arrays([image])
+        heat = detector.heatmap(image, prediction)
         tracking.log_image(heat, f"examples/top_{kind}_heatmap.png")
         rows.append((f"top {kind}: {Path(str(samples[top].image)).name}\nscore {scores[top]:.4g}",
-                     image, reconstruction, heat))
+                     image, detector.reconstruct([image])[0], heat))
     return rows
 
 
@@ -105,7 +103,7 @@ def describe(calibration: Calibration, report: MetricReport | None, registration
     c = calibration
     lines = [f"**Image threshold {c.image_threshold:.5g}** ({c.method} on {c.n_images} normal images, target FPR "
              f"{c.target_fpr}); pixel threshold {c.pixel_threshold:.5g}. Normal scores: mean {c.score_mean:.4g}, "
-             f"std {c.score_std:.3g}, max {c.score_max:.4g}.", extra]
+             f"std {c.score_std:.3g}, max {c.score_max:.4g}.", f"Guarantee: {c.guarantee()}.", extra]
     if report is not None:
         def fmt(v: Any) -> str:
             return "n/a" if v is None else f"{v:.3f}"
@@ -116,6 +114,35 @@ def describe(calibration: Calibration, report: MetricReport | None, registration
     lines.append(f"Model `models:/{r.name}/{r.version}`; champion: {'yes' if r.promoted else 'no'} ({r.reason}).")
     lines.append("Plots and calibration.json are under Artifacts.")
     tracking.set_tags({"mlflow.note.content": "\n\n".join(line for line in lines if line)})
+
+
+def log_recalibration(detector: Detector, model: str, data: str, normals: list[Sample], scores: np.ndarray,
+                      new: Calibration, bundle: Path, *, experiment: str | None, register_as: str | None,
+                      promote: bool) -> tracking.Registration:
+    """The calibration run of anomaly.recalibration: params, the new and previous (the detector's) thresholds,
+    a histogram of the new normals' scores; registers `bundle` as a new version of the source model."""
+    info, old = detector.info, detector.calibration
+    experiment = experiment or (tracking.run_experiment(info["run_id"]) if info["run_id"] else
+                                tracking.default_experiment(data))
+    fingerprint = tracking.dataset_fingerprint(normals)
+    tags = {"anomaly.kind": "calibrate", "dataset.fingerprint": fingerprint, "dataset.path": data,
+            "source.model": model, "source.version": f"{info['name']}/{info['version']}" if info["name"] else model}
+    with tracking.start_run(experiment, "calibrate", tags) as run_id:
+        tracking.log_params({"model": model, "data": data, "fpr": new.target_fpr, "pixel_fpr": new.pixel_fpr,
+                             "n_images": len(normals)})
+        tracking.log_params(detector.config.to_dict(), prefix="model.")
+        log_calibration(new)
+        tracking.log_metrics({"previous/image_threshold": old.image_threshold,
+                              "previous/pixel_threshold": old.pixel_threshold})
+        tracking.log_figure(score_histogram(scores, [], {"new threshold": new.image_threshold,
+                                                         "previous threshold": old.image_threshold},
+                                            title="Scores of the new normal images"), "plots/score_histogram.png")
+        registration = register(bundle, normals[0], name=register_as or info["name"] or experiment,
+                                experiment=experiment, run_id=run_id, promote=promote, criterion=None,
+                                fingerprint=fingerprint)
+        describe(new, None, registration, extra=f"Re-calibrated {model} (same weights); previous image threshold "
+                                                f"{old.image_threshold:.5g}.")
+    return registration
 
 
 def log_training(config: TrainConfig, result: TrainResult, *, run_id: str, experiment: str,

@@ -2,86 +2,15 @@
 
 from __future__ import annotations
 
-import tempfile
-from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from anomaly.cli.app import app, console, fail, user_errors
-
-if TYPE_CHECKING:
-    import numpy as np
-
-    from anomaly.calibration import Calibration
-    from anomaly.data import Sample
-    from anomaly.detector import Detector
-    from anomaly.tracking import Registration
+from anomaly.recalibration import recalibrate as recalibrate  # the workflow this command runs
 
 Opt = typer.Option
-
-
-def recalibrate(model: str, data: str, *, fpr: float | None = None, pixel_fpr: float | None = None,
-                out: str | None = None, tracking: bool = True, experiment: str | None = None,
-                register_as: str | None = None, promote: bool = False):
-    """Score the normal images (label 0) of `data` with `model`, calibrate, write a bundle with the same
-    weights and the new calibration; with `tracking`, log a calibration run and register it.
-    Returns (old Calibration, new Calibration, bundle path or None, Registration or None): without
-    `out` the bundle only lives in a temporary folder while it is logged, and the path is None."""
-    from anomaly.bundle import save_bundle
-    from anomaly.calibration import calibrate
-    from anomaly.data import load_samples
-    from anomaly.detector import Detector
-    from anomaly.training import score_samples
-
-    detector = Detector.load(model)
-    normals = [s for s in load_samples(data) if s.label == 0]
-    if not normals:
-        raise ValueError(f"{data} has no normal images (label 0) to calibrate on")
-    old = detector.calibration
-    scores, maps = score_samples(detector.model, detector.config, normals)
-    new = calibrate(scores, maps, fpr=old.target_fpr if fpr is None else fpr,
-                    pixel_fpr=old.pixel_fpr if pixel_fpr is None else pixel_fpr)
-    with ExitStack() as stack:
-        folder = out or stack.enter_context(tempfile.TemporaryDirectory(prefix="anomaly-calibrated-"))
-        bundle = save_bundle(folder, detector.config, detector.model.state_dict(), new)
-        registration = _log_run(detector, model, data, normals, scores, new, bundle, experiment=experiment,
-                                register_as=register_as, promote=promote) if tracking else None
-    return old, new, bundle if out else None, registration
-
-
-def _log_run(detector: Detector, model: str, data: str, normals: list[Sample], scores: np.ndarray, new: Calibration,
-             bundle: Path, *, experiment: str | None, register_as: str | None, promote: bool) -> Registration:
-    """The calibration run: params, new and previous (the detector's) thresholds, score histogram;
-    registers `bundle`."""
-    from anomaly import tracking as mlflow_tracking
-    from anomaly.plots import score_histogram
-    from anomaly.run_logging import describe, log_calibration, register
-
-    info, old = detector.info, detector.calibration
-    experiment = experiment or (mlflow_tracking.run_experiment(info["run_id"]) if info["run_id"] else
-                                mlflow_tracking.default_experiment(data))
-    fingerprint = mlflow_tracking.dataset_fingerprint(normals)
-    tags = {"anomaly.kind": "calibrate", "dataset.fingerprint": fingerprint, "dataset.path": data,
-            "source.model": model, "source.version": f"{info['name']}/{info['version']}" if info["name"] else model}
-    with mlflow_tracking.start_run(experiment, "calibrate", tags) as run_id:
-        mlflow_tracking.log_params({"model": model, "data": data, "fpr": new.target_fpr, "pixel_fpr": new.pixel_fpr,
-                                    "n_images": len(normals)})
-        mlflow_tracking.log_params(detector.config.to_dict(), prefix="model.")
-        log_calibration(new)
-        mlflow_tracking.log_metrics({"previous/image_threshold": old.image_threshold,
-                                     "previous/pixel_threshold": old.pixel_threshold})
-        mlflow_tracking.log_figure(score_histogram(scores, [], {"new threshold": new.image_threshold,
-                                                                "previous threshold": old.image_threshold},
-                                                   title="Scores of the new normal images"),
-                                   "plots/score_histogram.png")
-        registration = register(bundle, normals[0], name=register_as or info["name"] or experiment,
-                                experiment=experiment, run_id=run_id, promote=promote, criterion=None,
-                                fingerprint=fingerprint)
-        describe(new, None, registration, extra=f"Re-calibrated {model} (same weights); previous image threshold "
-                                                f"{old.image_threshold:.5g}.")
-    return registration
 
 
 @app.command("calibrate")
@@ -97,6 +26,8 @@ def calibrate_command(
     experiment: Annotated[Optional[str], Opt(help="MLflow experiment (default: the source model's)")] = None,
     register_as: Annotated[Optional[str], Opt(help="registered model name (default: the source model's)")] = None,
     promote: Annotated[bool, Opt("--promote", help="move the 'champion' alias to the new version")] = False,
+    backend: Annotated[str, Opt(help="torch, or onnxruntime (an `anomaly export` folder is re-calibrated as is; "
+                                     "with --no-tracking)")] = "torch",
 ) -> None:
     """Re-calibrate thresholds on new normal images without retraining; registers a new model version."""
     if not tracking and not out:
@@ -104,10 +35,11 @@ def calibrate_command(
     with user_errors():
         old, new, bundle, registration = recalibrate(model, data, fpr=fpr, pixel_fpr=pixel_fpr, out=out,
                                                      tracking=tracking, experiment=experiment,
-                                                     register_as=register_as, promote=promote)
+                                                     register_as=register_as, promote=promote, backend=backend)
     console.print(f"[bold green]re-calibrated[/] on {new.n_images} normal images: image threshold "
                   f"{old.image_threshold:.5g} -> [bold]{new.image_threshold:.5g}[/] ({new.method}, target FPR "
                   f"{new.target_fpr}); pixel threshold {old.pixel_threshold:.5g} -> {new.pixel_threshold:.5g}")
+    console.print(f"guarantee: {new.guarantee()}", highlight=False)
     if registration is not None:
         r = registration
         console.print(f"MLflow run [bold]{r.run_id}[/] in experiment {r.experiment!r} · model "

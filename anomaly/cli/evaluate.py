@@ -63,3 +63,21 @@ def evaluate(
         print(json.dumps(report.to_dict()))
     else:
         console.print(report_table(report, title=f"{model} on {data or 'the bundled sample'} ({split})"))
+        console.print(guarantee_lines(report), highlight=False)
+
+
+def guarantee_lines(report) -> str:
+    """The threshold's guarantee in words, and whether the false alarms seen agree with it."""
+    lines = [f"The threshold's guarantee: {report.guarantee}."]
+    if report.false_alarm_interval is not None and report.fpr_bound is not None:
+        low, high = report.false_alarm_interval
+        seen = (f"False alarms {report.false_alarm_rate:.1%} of {report.n_normal} (95% interval {low:.1%} to "
+                f"{high:.1%})")
+        if low <= report.fpr_bound <= high:
+            lines.append(f"{seen}: consistent with it.")
+        elif report.fpr_bound > high:
+            lines.append(f"{seen}: fewer than guaranteed; these normals score lower than the held-out ones.")
+        else:
+            lines.append(f"{seen}: more than guaranteed; these normals do not score like the held-out ones "
+                         f"(new images, camera or lighting?): re-calibrate on them (`anomaly calibrate`).")
+    return "\n".join(lines)
