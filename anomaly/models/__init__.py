@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from anomaly.checks import like, one_of
 from anomaly.models.ae.options import AutoencoderOptions, SSIMAutoencoderOptions
 from anomaly.models.dae.options import DAEOptions
+from anomaly.models.diffusion.options import DiffusionOptions
 from anomaly.models.draem.options import DraemOptions
 from anomaly.models.ganomaly.options import GanomalyOptions
 from anomaly.models.inpaint.options import InpaintOptions
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 OPTIONS: dict[str, type] = {
     "ae": AutoencoderOptions, "ssim-ae": SSIMAutoencoderOptions, "vae": VAEOptions, "dae": DAEOptions,
     "inpaint": InpaintOptions, "twodec": TwoDecoderOptions, "ganomaly": GanomalyOptions, "draem": DraemOptions,
+    "diffusion": DiffusionOptions,
 }
 # Options that a bundle's config.json may hold but no model takes: each only at the value under which
 # the model computes what it computes now (measured and not kept: experiments/RESULTS.md).
