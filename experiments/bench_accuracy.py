@@ -14,7 +14,8 @@ images/s and megapixels/s), and the false-alarm rate on the test normals at the 
 its target: the central 95% binomial interval of the false-alarm rate a threshold that meets the target
 gives on that many normals (exact; a rate inside it is consistent with the target). Writes OUT/accuracy.md
 (a table over the datasets with mean and worst rows, then one table per dataset by defect type) and
-OUT/accuracy.json; with --section, the same markdown into that section of experiments/RESULTS.md.
+OUT/accuracy.json; with --section, the table over the datasets and a line per dataset of its image AUROC per
+defect type into that section of experiments/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -121,20 +122,33 @@ def summary_cells(label: str, s: dict, n: int) -> list[str]:
             f"rate {fmt(s['false_alarm_rate'])}", "", f"{s['inside']}/{n}", ""]
 
 
-def markdown(rows: list[dict], mean_row: dict, worst_row: dict, info: dict[str, str]) -> str:
-    goals = ", ".join(f"{k} {'<=' if k in LOWER_IS_BETTER else '>='} {v:g}" for k, v in TARGETS.items())
+def summary_table(rows: list[dict], mean_row: dict, worst_row: dict) -> str:
     table = [dataset_cells(r) for r in rows]
     table += [summary_cells("**mean**", mean_row, len(rows)), summary_cells("**worst**", worst_row, len(rows))]
+    return markdown_table(HEADER, table)
+
+
+def markdown(rows: list[dict], mean_row: dict, worst_row: dict) -> str:
+    """accuracy.md: the targets, the table over the datasets, then one table per dataset by defect type."""
+    goals = ", ".join(f"{k} {'<=' if k in LOWER_IS_BETTER else '>='} {v:g}" for k, v in TARGETS.items())
     parts = [f"Targets: {goals}; false alarms on the test normals inside the 95% range of the target. Scoring end "
              "to end (decode to map) on the test split, batch 16; train min = wall time of `anomaly train`.", "",
-             markdown_table(HEADER, table)]
+             summary_table(rows, mean_row, worst_row)]
     for r in rows:
         per_defect = [[defect, str(m["n"]), fmt(m["image_auroc"]), fmt(m["pixel_auroc"]), fmt(m["aupro"])]
                       for defect, m in r["per_defect"].items()]
         parts += ["", f"{r['dataset']} ({r['data']}; {r['n_test']} test images, largest side {r['largest_side']} px; "
                   f"{r['n_normal']} normal, {r['n_anomalous']} anomalous)", "",
-                  markdown_table(["defect", "images", "image AUROC", "pixel AUROC", "AUPRO@0.3"], per_defect)]
+                  markdown_table(["defect", "images (with the normals)", "image AUROC", "pixel AUROC", "AUPRO@0.3"],
+                                 per_defect)]
     return "\n".join(parts)
+
+
+def section_markdown(rows: list[dict], mean_row: dict, worst_row: dict) -> str:
+    """RESULTS.md's shorter form: the table over the datasets, then a line per dataset of image AUROC per defect."""
+    lines = [f"- {r['dataset']}, image AUROC per defect: "
+             + ", ".join(f"{d} {fmt(m['image_auroc'])}" for d, m in r["per_defect"].items()) for r in rows]
+    return summary_table(rows, mean_row, worst_row) + "\n\n" + "\n".join(lines)
 
 
 def dataset_name(spec: str) -> str:
@@ -165,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
         rows.append(measure(name, data, out, train_args, args.seed))
         print("| " + " | ".join(dataset_cells(rows[-1])) + " |", flush=True)
     mean_row, worst_row = summary(rows, mean), summary(rows, worst)
-    text = markdown(rows, mean_row, worst_row, info)
+    text = markdown(rows, mean_row, worst_row)
     result = {"provenance": info, "targets": TARGETS, "train_args": train_args, "seed": args.seed,
               "datasets": {r["dataset"]: {**r, "misses": misses(r)} for r in rows}, "mean": mean_row,
               "worst": worst_row}
@@ -174,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
     (out / "accuracy.json").write_text(json.dumps(result, indent=1))
     print(text)
     if args.section:
-        write_section(args.section, text, info)
+        write_section(args.section, section_markdown(rows, mean_row, worst_row), info)
     return result
 
 

@@ -12,6 +12,7 @@ import pytest
 from scipy.stats import binomtest
 
 from experiments.bench_accuracy import consistent_false_alarms, main
+from experiments import common
 from experiments.common import dataset_path
 from tests.conftest import sample_subset
 
@@ -45,17 +46,20 @@ def test_bad_input_names_the_problem():
         consistent_false_alarms(0, 0.01)
 
 
-def test_suite_command_on_a_tiny_dataset(tmp_path):
+def test_suite_command_on_a_tiny_dataset(tmp_path, monkeypatch):
     from anomaly.data import decode_image, load_samples
     from anomaly.detector import Detector
 
     (tmp_path / "tiny").mkdir()
     data = sample_subset(tmp_path / "tiny" / "manifest.csv", 40, 6, 6)
-    out = tmp_path / "out"
-    result = main(["--data", str(data), "--out", str(out), "--", "--epochs", "1", "--image-size", "64"])
+    out, results = tmp_path / "out", tmp_path / "RESULTS.md"
+    results.write_text("# Results\n")
+    monkeypatch.setattr(common, "RESULTS", results)  # --section writes here, not into the repository's file
+    argv = ["--data", str(data), "--out", str(out), "--section", "suite", "--", "--epochs", "1", "--image-size", "64"]
+    result = main(argv)
     saved = json.loads((out / "accuracy.json").read_text())
     row = saved["datasets"]["tiny"]
-    assert saved["provenance"]["command"].endswith(f"--data {data} --out {out} -- --epochs 1 --image-size 64")
+    assert saved["provenance"]["command"].endswith(" ".join(argv))
     assert result["datasets"]["tiny"]["image_auroc"] == row["image_auroc"]
 
     test = [s for s in load_samples(str(data)) if s.split == "test"]
@@ -80,6 +84,9 @@ def test_suite_command_on_a_tiny_dataset(tmp_path):
         assert by_label[label][2] == f"{row['image_auroc']:.3f}"
         assert by_label[label][6] == f"{row['images_per_second']:.1f}"
     assert by_label["tiny"][8] == f"{row['false_alarms']}/6 ({row['false_alarm_rate']:.3f})"
+    section = results.read_text().split("<!-- suite:start -->")[1].split("<!-- suite:end -->")[0]
+    assert f"- commit: {saved['provenance']['commit']}" in section
+    assert "| " + " | ".join(by_label["tiny"]).strip("| ") + " |" in section
     per_defect = {cells[0].strip("| "): cells for cells in table if cells[0].strip("| ") in row["per_defect"]}
     assert set(per_defect) == {s.defect for s in test if s.label == 1}
     with open(data) as f:
