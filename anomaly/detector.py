@@ -97,6 +97,11 @@ class Detector:
         """The registered model version this was loaded from ("3"); None for a local bundle."""
         return self.info["version"]
 
+    @property
+    def has_weights(self) -> bool:
+        """False for an ONNX export loaded as is (it can score, not be saved as a bundle or reconstruct)."""
+        return self.model is not None
+
     @classmethod
     def load(cls, uri: str | Path, *, device: str | None = None, backend: str = "torch") -> Detector:
         """A local bundle folder, `runs:/<run_id>/model`, `models:/<name>@<alias>` or `models:/<name>/<version>`,

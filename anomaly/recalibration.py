@@ -41,7 +41,7 @@ def recalibrate(model: str, data: str, *, fpr: float | None = None, pixel_fpr: f
     if not tracking and out is None:
         raise ValueError("without tracking, give an output folder: otherwise the new calibration is written nowhere")
     detector = Detector.load(model, backend=backend)
-    if tracking and detector.model is None:
+    if tracking and not detector.has_weights:
         raise ValueError(f"{model} is an ONNX export, which has no weights to register in MLflow: re-calibrate "
                          f"without tracking (--no-tracking --out FOLDER), or re-calibrate the bundle it came from")
     normals = [s for s in load_samples(data) if s.label == 0]
