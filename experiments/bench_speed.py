@@ -1,6 +1,6 @@
 """Inference speed per model and backend against this machine's matrix-multiply peak.
 
-    python -m experiments.bench_speed                      # every model in anomaly.models.MODEL_CLASSES
+    python -m experiments.bench_speed                      # every model in anomaly.models.OPTIONS
     python -m experiments.bench_speed --models ssim-ae --repeats 5
 
 For each model at its default settings (its default input size, 128x128 for draem and 256x256 for the others;
@@ -11,7 +11,7 @@ of the scoring step (preprocessed batch -> maps + scores, `Detector.score_batch`
 for the torch and onnxruntime backends (best of --repeats), and the achieved GFLOP/s as a fraction of
 the fp32 matmul peak measured in the same run (2048x2048 torch.matmul, all cores, best of 10, taken
 before and after the models; the higher is used). The torch backend is the shipped path
-(`anomaly.detector.TorchScorer`: an inference copy with BatchNorm folded, channels-last). Then the
+(`anomaly.backends.TorchScorer`: an inference copy with BatchNorm folded, channels-last). Then the
 torch variants tried for the default model (threads, the trained module as is). Writes the `speed` section of experiments/RESULTS.md.
 """
 
@@ -26,9 +26,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from anomaly.config import TrainConfig
-from anomaly.detector import TorchScorer, score_images
-from anomaly.export import OnnxScorer, onnx_bytes
-from anomaly.models import MODEL_CLASSES, build_model
+from anomaly.backends import OnnxScorer, TorchScorer, onnx_bytes, score_images
+from anomaly.models import OPTIONS, build_model
 
 BATCHES = (1, 16)
 from experiments.common import write_section
@@ -112,7 +111,7 @@ def top_ops(fn: Callable[[torch.Tensor], object], batch: torch.Tensor, n: int = 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default=",".join(MODEL_CLASSES), help="comma-separated model names")
+    parser.add_argument("--models", default=",".join(OPTIONS), help="comma-separated model names")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (best is kept)")
     args = parser.parse_args()
     peaks = [matmul_peak()]
