@@ -3,7 +3,9 @@
 `ModelConfig` is the part a trained model needs to be rebuilt (it is saved in the bundle);
 `TrainConfig` adds what only training needs. A config read from a file is checked field by field
 (`ModelConfig.from_dict`); the caps below bound what a model file may ask for, and training
-refuses what a bundle could not load:
+refuses what a bundle could not load. The defaults that depend on the model (input size, map, smoothing,
+epochs, its own options) are its options dataclass's (anomaly.models, which never imports this module).
+Caps:
 
     image_size       each side in [1, MAX_SIDE] = [1, 4096], height * width <= MAX_PIXELS = 1024 * 1024
                      (larger images are resized to it: a larger input never needs a larger model)
@@ -23,7 +25,7 @@ from typing import Any
 import yaml
 
 from anomaly.checks import invalid, number, one_of
-from anomaly.models import check_model_config, default_smoothing, options_class, without_retired
+from anomaly.models import OPTIONS, check_model_config, default_smoothing, options_class, without_retired
 
 PRECISIONS = ("auto", "32", "bf16-mixed")
 REDUCTIONS = ("max", "topk")
@@ -115,41 +117,59 @@ class ModelConfig:
         return self
 
 
+def described(default: Any, help: str) -> Any:
+    """A TrainConfig field: its default (a callable: a default factory) and the help `anomaly train` shows."""
+    if callable(default):
+        return field(default_factory=default, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything `anomaly train` takes. Defaults train on the bundled sample."""
+    """Everything `anomaly train` takes: each field is a YAML key and a CLI option (`--image-size` for
+    image_size; options as repeated `--option KEY=VALUE`), its help the field's `help` metadata. Defaults
+    train on the bundled sample; "", 0 and None mean the model's own (its options dataclass)."""
 
-    model: str = ModelConfig.name
-    data: str = ""  # manifest CSV, MVTec-style folder or plain folder; "" = the bundled sample
-    out: str = "runs/latest"
-    image_size: tuple[int, int] | None = None  # None = the model's default (its options dataclass)
-    channels: int = 0  # 0 = guess from the data (1 for grey images, else 3)
-    epochs: int = 0  # 0 = the model's default (its options dataclass)
-    batch_size: int = 16
-    seed: int = 0
-    accelerator: str = "auto"
-    precision: str = "auto"  # "32", "bf16-mixed" or "auto" (bf16-mixed where the hardware computes it fast)
-    val_fraction: float = 0.2  # normal-only validation slice, used for calibration
-    num_workers: int = 0
-    # the model's settings: ModelConfig's fields, with its defaults ("" and None: the model's own)
-    width: int = ModelConfig.width
-    depth: int = ModelConfig.depth
-    latent_dim: int = ModelConfig.latent_dim
-    beta: float = ModelConfig.beta
-    residual: str = ModelConfig.residual
-    smoothing_sigma: float | None = ModelConfig.smoothing_sigma
-    score_reduction: str = ModelConfig.score_reduction
-    topk: float = ModelConfig.topk
-    lr: float = ModelConfig.lr
-    options: dict[str, Any] = field(default_factory=dict)  # model-specific hyperparameters, see README
-    fpr: float = 0.01  # target false-alarm rate of the image threshold on normal images
-    pixel_fpr: float = 0.001  # target false-positive rate of the pixel threshold on normal pixels
-    experiment: str = ""  # MLflow experiment; "" = derived from the data
-    register_as: str = ""  # MLflow registered model name; "" = the experiment name
-    promote: bool = False  # move the registry alias "champion" to the new version
-    tracking: bool = True  # log the run to MLflow
-    evaluate: bool = True  # score the test split after training (when there is one)
-    extra: dict[str, Any] = field(default_factory=dict)  # free-form tags
+    model: str = described(ModelConfig.name, "the model (docs/models.md): " + " | ".join(OPTIONS))
+    data: str = described("", "manifest CSV, MVTec-style folder or folder of normal images (default: the bundled "
+                              "MTD sample, trained with its demo settings anomaly/sample/demo.yaml unless --config "
+                              "or another --model is given)")
+    out: str = described("runs/latest", "bundle folder to write")
+    image_size: tuple[int, int] | None = described(None, "model input size: 256 or HxW such as 256x640 (default: "
+                                                         "the model's, docs/models.md)")
+    channels: int = described(0, "1 or 3; 0 guesses from the data (1 for grey images, else 3)")
+    epochs: int = described(0, "0: the model's default (docs/models.md)")
+    batch_size: int = described(16, "images per training step")
+    seed: int = described(0, "random seed: weights, held-out normals, augmentations")
+    accelerator: str = described("auto", "auto | cpu | gpu")
+    precision: str = described("auto", "32 | bf16-mixed | auto (bf16-mixed on a recent GPU or a CPU with AMX)")
+    val_fraction: float = described(0.2, "normal images held out for validation and calibration")
+    num_workers: int = described(0, "data-loading worker processes")
+    # the model's settings: ModelConfig's fields, at its defaults
+    width: int = described(ModelConfig.width, "channels of the first stage")
+    depth: int = described(ModelConfig.depth, "number of stride-2 stages")
+    latent_dim: int = described(ModelConfig.latent_dim, "size of the bottleneck code")
+    beta: float = described(ModelConfig.beta, "KL weight (vae)")
+    residual: str = described(ModelConfig.residual, "anomaly map: l2 | ssim | ssim+l2 (inpaint also msgms; draem "
+                                                    "segmentation, or another for its repair net alone) (default: "
+                                                    "the model's, docs/models.md)")
+    smoothing_sigma: float | None = described(ModelConfig.smoothing_sigma, "Gaussian smoothing of the map in model "
+                                              "pixels, 0 = off (default: the model's, docs/models.md)")
+    score_reduction: str = described(ModelConfig.score_reduction, "max | topk")
+    topk: float = described(ModelConfig.topk, "fraction of pixels averaged by --score-reduction topk")
+    lr: float = described(ModelConfig.lr, "learning rate")
+    options: dict[str, Any] = described(dict, "a model's own hyperparameter KEY=VALUE (YAML value), repeatable "
+                                              "(`--option`; in YAML an `options:` mapping)")
+    fpr: float = described(0.01, "target false-alarm rate of the image threshold on normal images")
+    pixel_fpr: float = described(0.001, "target false-positive rate of the pixel threshold on normal pixels")
+    experiment: str = described("", "MLflow experiment (default: the dataset's name)")
+    register_as: str = described("", "registered model name (default: the experiment)")
+    promote: bool = described(False, "move the 'champion' alias to this version (without it: only if it beats the "
+                                     "champion's test image AUROC on the same data, or without labelled test images "
+                                     "its painted-defect pixel AUROC)")
+    tracking: bool = described(True, "log the run and register the model in MLflow")
+    evaluate: bool = described(True, "score the test split after training (when there is one)")
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form tags (YAML only)
 
     def __post_init__(self) -> None:
         """Reject values that would otherwise fail only after training, naming the option."""

@@ -6,13 +6,12 @@ import torch
 
 from anomaly.bundle import load_bundle
 from anomaly.config import ModelConfig, TrainConfig
-from anomaly.models import DEFAULT_EPOCHS, DEFAULT_IMAGE_SIZES
-from anomaly.models.draem.lightning_model import DEFAULTS as DRAEM_DEFAULTS
+from anomaly.models import OPTIONS, option_defaults
 from anomaly.training import resolve_precision
 
 
 @pytest.mark.parametrize("model, epochs, expected",
-                         [("draem", 0, DEFAULT_EPOCHS["draem"]), ("ae", 0, 30), ("draem", 7, 7)])
+                         [("draem", 0, 60), ("ae", 0, 30), ("draem", 7, 7)])
 def test_epochs_zero_trains_the_models_default(tmp_path, monkeypatch, model, epochs, expected):
     import lightning as L
 
@@ -25,7 +24,7 @@ def test_epochs_zero_trains_the_models_default(tmp_path, monkeypatch, model, epo
             self.max_epochs, trainer.should_stop = trainer.max_epochs, True
 
     assert TrainConfig().epochs == 0 and TrainConfig().image_size is None
-    monkeypatch.setitem(DEFAULT_IMAGE_SIZES, model, (32, 32))  # the default, small for speed
+    monkeypatch.setattr(OPTIONS[model], "image_size", (32, 32))  # the default, small for speed
     config = TrainConfig(model=model, width=4, depth=2, epochs=epochs, batch_size=8,
                          tracking=False, out=str(tmp_path / model),
                          options={"crop": 16, "seg_width": 4} if model == "draem" else {})
@@ -36,7 +35,7 @@ def test_epochs_zero_trains_the_models_default(tmp_path, monkeypatch, model, epo
         assert resolved.smoothing_sigma == (0.0 if model == "draem" else 4.0) and resolved.image_size == (32, 32)
     # every option is saved, so the bundle keeps its settings when a default changes
     saved = load_bundle(result.bundle_path).config.options
-    assert saved == ({**DRAEM_DEFAULTS, **config.options} if model == "draem" else {})
+    assert saved == {**option_defaults(model), **config.options}
 
 
 def test_unset_smoothing_is_the_models_default_and_a_given_one_is_kept():
