@@ -119,8 +119,9 @@ async def _score(service: ModelService, detector: Detector, uploads: list[Upload
     return results
 
 
-async def overlay_png(service: ModelService, upload: UploadFile) -> bytes:
-    """One upload -> PNG overlay at the image's own resolution, on the calibrated colour scale."""
+async def overlay_png(service: ModelService, upload: UploadFile) -> tuple[Detector, bytes]:
+    """One upload -> (the model that scored it, PNG overlay at the image's own resolution on the calibrated
+    colour scale)."""
     detector = service.detector
     async with admitted(service, [upload]) as [data]:
         with service.batcher.incoming(1):
@@ -130,4 +131,4 @@ async def overlay_png(service: ModelService, upload: UploadFile) -> bytes:
         [prediction] = await service.batcher.submit(detector, [array])
         service.metrics.observe_prediction(version_label(detector), prediction.normalised_score,
                                            prediction.is_anomalous)
-        return await run_in_threadpool(lambda: encode_png(detector.heatmap(array, prediction)))
+        return detector, await run_in_threadpool(lambda: encode_png(detector.heatmap(array, prediction)))

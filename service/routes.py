@@ -67,7 +67,8 @@ def build_router(settings: Settings) -> APIRouter:
         return PredictPublic(model=model_ref(detector), results=results)
 
     @protected.post("/v1/heatmap", response_class=Response, tags=["scoring"],
-                    responses={200: {"content": {"image/png": {}}, "description": "PNG overlay"},
+                    responses={200: {"content": {"image/png": {}}, "description": "PNG overlay; headers "
+                                     "X-Model-Name and X-Model-Version name the model that drew it"},
                                **{k: v for k, v in ERROR_RESPONSES.items() if k != 401}})
     async def heatmap(service: ServiceDep, request: Request,
                       file: Annotated[UploadFile, File(description="one image")]) -> Response:
@@ -76,7 +77,10 @@ def build_router(settings: Settings) -> APIRouter:
         count = len((await request.form()).getlist("file"))  # the form FastAPI parsed, not parsed again
         if count > 1:
             raise ServiceError(422, "too_many_files", too_many_files(count, 1, "/v1/heatmap").detail)
-        return Response(await overlay_png(service, file), media_type="image/png")
+        detector, png = await overlay_png(service, file)
+        ref = model_ref(detector)  # which version drew it: replicas following an alias may be mid-switch
+        return Response(png, media_type="image/png",
+                        headers={"X-Model-Name": ref.name or "", "X-Model-Version": ref.version or "local"})
 
     @protected.get("/v1/model", response_model=ModelPublic, tags=["model"])
     async def model(service: ServiceDep) -> ModelPublic:

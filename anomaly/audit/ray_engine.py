@@ -8,7 +8,9 @@ Each actor loads the Detector once (by URI: a bundle folder every node can read,
 that a moving alias cannot split the audit between versions) and decodes, scores and renders its batches;
 the driver only writes, so results, resume and report are identical to the local engine's.
 Where Ray runs: `options.ray_address`, else `RAY_ADDRESS`, else a cluster started with
-`ray start --head` on this machine, else a new local instance (see docs/audit.md).
+`ray start --head` on this machine, else a new local instance (see docs/audit.md, docs/deploy.md).
+A cluster's workers start with their node's environment, not the driver's: for a registry URI the
+actors are given the driver's MLflow tracking URI.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pandas as pd
 from anomaly.audit.engine import AuditOptions, Sink, predict_batch
 from anomaly.audit.rows import Artifacts, error_row, prediction_row, render
 from anomaly.detector import Detector
+from anomaly.model_uri import parse_model_uri
 
 
 class AuditScorer:
@@ -68,6 +71,16 @@ def model_uri(detector: Detector) -> str:
     return detector.info.get("pinned") or os.path.abspath(detector.source)
 
 
+def actor_environment(uri: str) -> dict[str, str]:
+    """Environment variables the actors need to load `uri`: the driver's tracking store for a registry URI
+    (`runs:/`, `models:/`), nothing for a bundle folder."""
+    if parse_model_uri(uri) is None:
+        return {}
+    from anomaly.tracking import tracking_uri
+
+    return {"MLFLOW_TRACKING_URI": tracking_uri()}
+
+
 def run_ray(detector: Detector, paths: list[str], options: AuditOptions, sink: Sink) -> dict[str, float]:
     """Score `paths` with Ray Data; rows reach `sink` in input order. Returns seconds per stage."""
     import ray
@@ -81,10 +94,13 @@ def run_ray(detector: Detector, paths: list[str], options: AuditOptions, sink: S
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # rows in input order, as the local engine
         context.enable_progress_bars = False  # the CLI draws its own
+        uri = model_uri(detector)
+        env = actor_environment(uri)
         dataset = ray.data.from_items([{"path": os.fsencode(p)} for p in paths]).map_batches(
             AuditScorer, batch_size=options.batch_size, batch_format="pandas",
             compute=ray.data.ActorPoolStrategy(size=options.workers), num_cpus=1,
-            fn_constructor_kwargs={"model_uri": model_uri(detector), "backend": detector.backend,
+            **({"runtime_env": {"env_vars": env}} if env else {}),
+            fn_constructor_kwargs={"model_uri": uri, "backend": detector.backend,
                                    "info": detector.info,
                                    "threshold": options.threshold, "overlays": options.overlays,
                                    "maps": options.maps})
