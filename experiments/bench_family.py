@@ -31,8 +31,8 @@ def row(name: str, epochs: int | None, report: dict) -> list[str]:
     per_defect = ", ".join(f"{d} {fmt(m['image_auroc'])}" for d, m in report["per_defect"].items())
     alarms = "n/a" if report["false_alarm_rate"] is None else (
         f"{fmt(report['false_alarm_rate'])} (target {report['target_fpr']})")
-    return [name, str(epochs or "default"), fmt(report["image_auroc"]), fmt(report["pixel_auroc"]), fmt(report["aupro"]),
-            fmt(report["f1"]), fmt(report["train_minutes"], 1), fmt(report["images_per_second"], 0), alarms,
+    return [name, str(epochs or "default"), fmt(report["image_auroc"]), fmt(report["pixel_auroc"]),
+            fmt(report["aupro"]), fmt(report["f1"]), fmt(report["train_minutes"], 1), fmt(report["images_per_second"], 0), alarms,
             per_defect]
 
 
