@@ -38,10 +38,13 @@ def test_train_register_promote_serve_calibrate_audit_on_postgres(tracking_serve
     client, name, db = MlflowClient(tracking_server.url), registered.name, tracking_server.postgres
     aliases = f"select alias, version from registered_model_aliases where name = '{name}'"
 
-    # train registered version 1 and promoted it (the first champion): in the database itself
-    assert client.get_model_version_by_alias(name, "champion").version == "1"
-    assert sql(db, f"select version from model_versions where name = '{name}'") == [(1,)]
-    assert sql(db, aliases) == [("champion", 1)]
+    # train registered version 1 as the first champion (other tests here may have added versions since):
+    # MLflow's answers are the database's own rows
+    champion = client.get_model_version_by_alias(name, "champion").version
+    versions = {v for (v,) in sql(db, f"select version from model_versions where name = '{name}'")}
+    assert 1 in versions and versions == {int(v.version) for v in client.search_model_versions(f"name = '{name}'")}
+    assert sql(db, aliases) == [("champion", int(champion))]
+    new = str(max(versions) + 1)
 
     # serve by alias, polling it every second
     port, log = free_port(), tmp_path / "serve.log"
@@ -54,35 +57,35 @@ def test_train_register_promote_serve_calibrate_audit_on_postgres(tracking_serve
         wait_until(lambda: answers(url + "/readyz"), "anomaly serve", server, log, 180)
         STEPS["anomaly serve models:/scaleout@champion: ready"] = time.monotonic() - started
         first = predict(url)
-        assert (first["model"]["name"], first["model"]["version"]) == (name, "1")
+        assert (first["model"]["name"], first["model"]["version"]) == (name, champion)
 
-        # calibrate at another false-alarm rate: version 2, promoted
+        # calibrate at another false-alarm rate: a new version, promoted
         anomaly("calibrate", "--model", f"models:/{name}@champion", "--data", str(NORMALS), "--fpr", "0.2",
                 "--promote", cwd=tmp_path, env=tracking_server.env, step="anomaly calibrate --promote (v2)")
-        assert client.get_model_version_by_alias(name, "champion").version == "2"
-        assert sql(db, aliases) == [("champion", 2)]
-        assert sorted(sql(db, f"select version from model_versions where name = '{name}'")) == [(1,), (2,)]
+        assert client.get_model_version_by_alias(name, "champion").version == new
+        assert sql(db, aliases) == [("champion", int(new))]
+        assert {v for (v,) in sql(db, f"select version from model_versions where name = '{name}'")} == versions | {int(new)}
 
         moved = time.monotonic()  # the served model follows the alias
-        wait_until(lambda: httpx.get(url + "/v1/model", timeout=10).json()["version"] == "2", "the alias move",
+        wait_until(lambda: httpx.get(url + "/v1/model", timeout=10).json()["version"] == new, "the alias move",
                    server, log, 60)
         STEPS["served model follows the alias to v2"] = time.monotonic() - moved
         second = predict(url)
-        assert second["model"]["version"] == "2"
+        assert second["model"]["version"] == new
         assert second["results"][0]["threshold"] != first["results"][0]["threshold"]
     finally:
         stop(server)
 
-    # audit by alias, logged as a run: tags name version 2, and the results reach the artifact store
+    # audit by alias, logged as a run: tags name the new version, and the results reach the artifact store
     out = tmp_path / "audit"
     anomaly("audit", str(NORMALS), "--model", f"models:/{name}@champion", "--out", str(out), "--mlflow",
             "--overlays", "none", "--no-progress", cwd=tmp_path, env=tracking_server.env,
             step="anomaly audit --mlflow (166 images)")
     with open(out / "results.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == len(list(NORMALS.glob("*.jpg"))) and {r["model_version"] for r in rows} == {"2"}
+    assert len(rows) == len(list(NORMALS.glob("*.jpg"))) and {r["model_version"] for r in rows} == {new}
     [run] = client.search_runs([client.get_experiment_by_name("anomaly-audit").experiment_id])
-    assert run.data.tags["model.version"] == "2" and run.data.tags["model.name"] == name
+    assert run.data.tags["model.version"] == new and run.data.tags["model.name"] == name
     assert run.data.metrics["images"] == len(rows)
     [(status, artifact_uri)] = sql(db, f"select status, artifact_uri from runs where run_uuid = '{run.info.run_id}'")
     assert status == "FINISHED" and artifact_uri.startswith("mlflow-artifacts:")
