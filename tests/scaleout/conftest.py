@@ -30,7 +30,7 @@ MODEL_NAME = "scaleout"
 TRAIN_ARGS = ["--model", "ssim-ae", "--image-size", "64", "--epochs", "2", "--width", "8", "--latent-dim", "32",
               "--batch-size", "8", "--accelerator", "cpu", "--seed", "0"]
 NORMALS = SAMPLE_DIR / "MT_Free" / "Imgs"
-STEPS: dict[str, float] = {}  # step -> seconds, printed at the end of the session (the issue's note)
+STEPS: dict[str, float] = {}  # step -> seconds (or a count, a rate), shown in the terminal summary
 
 
 def free_port() -> int:
@@ -108,21 +108,22 @@ def postgres() -> Iterator[str]:
     if as_root:
         shutil.chown(folder, "postgres")
     data, port, log = folder / "data", free_port(), folder / "postgres.log"
-    started = time.monotonic()
-    subprocess.run([*run_as, binaries / "initdb", "-D", data, "-U", "mlflow", "--auth=trust", "-E", "UTF8",
-                    "--no-sync"], check=True, capture_output=True)
-    server = spawn([*run_as, binaries / "postgres", "-D", data, "-h", "127.0.0.1", "-p", str(port),
-                    "-k", folder, "-c", "fsync=off"], log)
+    started, server = time.monotonic(), None
     try:
-        ready = lambda: subprocess.run([binaries / "pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port)]).returncode == 0
-        wait_until(ready, "postgres", server, log, 60)
+        subprocess.run([*run_as, binaries / "initdb", "-D", data, "-U", "mlflow", "--auth=trust", "-E", "UTF8",
+                        "--no-sync"], check=True, capture_output=True)
+        server = spawn([*run_as, binaries / "postgres", "-D", data, "-h", "127.0.0.1", "-p", str(port),
+                        "-k", folder, "-c", "fsync=off"], log)
+        isready = [binaries / "pg_isready", "-q", "-h", "127.0.0.1", "-p", str(port)]
+        wait_until(lambda: subprocess.run(isready).returncode == 0, "postgres", server, log, 60)
         subprocess.run([binaries / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow"],
                        check=True, capture_output=True)
         STEPS["postgres: initdb, start, createdb"] = time.monotonic() - started
         # psycopg (3) named explicitly: SQLAlchemy 2.0 reads a bare postgresql:// as psycopg2, 2.1 as psycopg
         yield f"postgresql+psycopg://mlflow@127.0.0.1:{port}/mlflow"
     finally:
-        stop(server)  # SIGTERM: PostgreSQL's smart shutdown; the session holds no connection by then
+        if server is not None:
+            stop(server)  # SIGTERM: PostgreSQL's smart shutdown; the tracking server has closed its connections
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -159,7 +160,9 @@ def registered(tracking_server) -> SimpleNamespace:
     return SimpleNamespace(name=MODEL_NAME, version="1", bundle=home / "bundle", manifest=manifest)
 
 
-def pytest_sessionfinish(session) -> None:
-    """The measured steps, for the issue's note (shown with -s or in the log)."""
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The measured steps, for the issue's note and docs/deploy.md."""
     if STEPS:
-        print("\nscale-out steps (s): " + "; ".join(f"{k} {v:.1f}" for k, v in STEPS.items()), file=sys.stderr)
+        terminalreporter.write_sep("-", "scale-out steps")
+        for step, value in STEPS.items():
+            terminalreporter.write_line(f"{step}: {value:.1f}")

@@ -5,7 +5,6 @@ What MLflow's client reports is checked against the database's own tables, read 
 from __future__ import annotations
 
 import csv
-import json
 import sys
 import time
 
@@ -64,7 +63,8 @@ def test_train_register_promote_serve_calibrate_audit_on_postgres(tracking_serve
                 "--promote", cwd=tmp_path, env=tracking_server.env, step="anomaly calibrate --promote (v2)")
         assert client.get_model_version_by_alias(name, "champion").version == new
         assert sql(db, aliases) == [("champion", int(new))]
-        assert {v for (v,) in sql(db, f"select version from model_versions where name = '{name}'")} == versions | {int(new)}
+        assert {v for (v,) in sql(db, f"select version from model_versions where name = '{name}'")} == \
+               versions | {int(new)}
 
         moved = time.monotonic()  # the served model follows the alias
         wait_until(lambda: httpx.get(url + "/v1/model", timeout=10).json()["version"] == new, "the alias move",
@@ -94,4 +94,3 @@ def test_train_register_promote_serve_calibrate_audit_on_postgres(tracking_serve
     # every model version's bundle is in the server's artifact folder, not on the client's disk
     assert len(list(tracking_server.artifacts.rglob("calibration.json"))) >= 2
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlflow.db").exists()
-    print(json.dumps({k: round(v, 1) for k, v in STEPS.items()}, indent=1))
