@@ -69,7 +69,7 @@ CALIBRATION_CASES = [  # (field, value, message after "calibration.json: "); Non
     ("map_high", -1.0, "map_high must be at least map_low = .*, got -1.0"),
     ("target_fpr", 0, r"target_fpr must be a finite number in \(0, 1\), got 0"),
     ("pixel_fpr", 1.5, r"pixel_fpr must be a finite number in \(0, 1\), got 1.5"),
-    ("method", "magic", 'method must be one of "quantile", "gaussian-tail", got "magic"'),
+    ("method", "magic", 'method must be one of "conformal", "quantile", "gaussian-tail", got "magic"'),
     ("n_images", 0, r"n_images must be an integer in \[1, inf\), got 0"),
     ("n_images", True, r"n_images must be an integer in \[1, inf\), got true"),
     ("f1_threshold", NAN, "f1_threshold must be a finite number, got NaN"),
