@@ -8,7 +8,10 @@ epochs, its own options) are its options dataclass's (anomaly.models, which neve
 Caps:
 
     image_size       each side in [1, MAX_SIDE] = [1, 4096], height * width <= MAX_PIXELS = 1024 * 1024
-                     (larger images are resized to it: a larger input never needs a larger model)
+                     (larger images are resized to it, or with `scale` scored in tiles of it: a larger
+                     input never needs a larger model)
+    scale            None, or (0, 8]: images resized by this factor keeping their aspect (1.0: their own
+                     size), trained on random tiles of image_size and scored tile by tile (anomaly.tiling)
     width            [1, 512]      channels of the first stage
     depth            [1, 8]        stride-2 stages
     latent_dim       [1, 8192]
@@ -31,6 +34,7 @@ PRECISIONS = ("auto", "32", "bf16-mixed")
 REDUCTIONS = ("max", "topk")
 MAX_SIDE, MAX_PIXELS = 4096, 1024 * 1024
 MAX_SMOOTHING = 64
+MAX_SCALE = 8.0
 CAPS = {"width": 512, "depth": 8, "latent_dim": 8192}
 
 
@@ -50,6 +54,8 @@ class ModelConfig:
 
     name: str = "draem"
     image_size: tuple[int, int] | None = None  # (height, width) the network sees; None = the model's
+    scale: float | None = None  # None: every image resized to image_size; a factor: resized by it, aspect kept,
+    #                             and scored in tiles of image_size (anomaly.tiling)
     channels: int = 1
     width: int = 16  # channels of the first stage; doubles per stage, capped at 8 * width
     depth: int = 4  # number of stride-2 stages; image_size must be divisible by 2**depth
@@ -107,6 +113,8 @@ class ModelConfig:
         for name, cap in CAPS.items():
             number(name, getattr(self, name), f"[1, {cap}]", integer=True)
         height, width = check_image_size("image_size", self.image_size)
+        if self.scale is not None:
+            number("scale", self.scale, f"(0, {MAX_SCALE}]")
         if height % 2**self.depth or width % 2**self.depth:
             raise invalid("image_size", f"a multiple of 2**depth = {2**self.depth} on each side", list(self.image_size))
         number("smoothing_sigma", self.smoothing_sigma, f"[0, {MAX_SMOOTHING}]")
@@ -137,6 +145,9 @@ class TrainConfig:
     out: str = described("runs/latest", "bundle folder to write")
     image_size: tuple[int, int] | None = described(None, "model input size: 256 or HxW such as 256x640 (default: "
                                                          "the model's, docs/models.md)")
+    scale: float | None = described(None, "resize images by this factor keeping their aspect (1.0: their own "
+                                          "size), train on random crops of --image-size and score tile by tile; "
+                                          "unset: every image resized to --image-size (docs/models.md)")
     channels: int = described(0, "1 or 3; 0 guesses from the data (1 for grey images, else 3)")
     epochs: int = described(0, "0: the model's default (docs/models.md)")
     batch_size: int = described(16, "images per training step")
@@ -191,6 +202,8 @@ class TrainConfig:
                 raise ValueError(f"{name.replace('_', '-')} must be <= {cap}, got {getattr(self, name)}")
         if self.image_size is not None:
             check_image_size("image-size", self.image_size)
+        if self.scale is not None:
+            number("scale", self.scale, f"(0, {MAX_SCALE}]")
         if self.smoothing_sigma is not None and self.smoothing_sigma < 0:
             raise ValueError(f"smoothing-sigma must be >= 0 (0: no smoothing), got {self.smoothing_sigma}")
         if self.smoothing_sigma is not None and self.smoothing_sigma > MAX_SMOOTHING:
