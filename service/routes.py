@@ -90,7 +90,8 @@ def build_router(settings: Settings) -> APIRouter:
             **model_ref(detector).model_dump(), architecture=detector.config.name,
             image_threshold=calibration.image_threshold, pixel_threshold=calibration.pixel_threshold,
             f1_threshold=calibration.f1_threshold, threshold_method=calibration.method,
-            target_fpr=calibration.target_fpr, input_size=tuple(detector.config.image_size),
+            target_fpr=calibration.target_fpr, fpr_bound=calibration.fpr_bound, guarantee=calibration.guarantee(),
+            input_size=tuple(detector.config.image_size),
             channels=detector.config.channels, device=str(detector.device), loaded_at=service.loaded_at,
             ready=service.ready, last_reload=service.last_reload)
 

@@ -77,6 +77,9 @@ class ModelPublic(ModelRefPublic):
     f1_threshold: float | None = None
     threshold_method: str
     target_fpr: float
+    fpr_bound: float | None = Field(None, description="false-alarm rate guaranteed for a new normal image "
+                                    "(split conformal); null when the calibration records none")
+    guarantee: str = Field(description="the promise the image threshold rests on, in words")
     input_size: tuple[int, int] = Field(description="(height, width) the network sees")
     channels: int
     device: str

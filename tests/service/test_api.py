@@ -71,6 +71,9 @@ def test_model_health_and_ready(client, bundle):
     assert model["uri"] == str(bundle) and model["architecture"] == "ssim-ae"
     assert model["input_size"] == [64, 64] and model["channels"] == 1 and model["ready"] is True
     assert model["image_threshold"] > 0 and model["pixel_threshold"] > 0
+    calibration = Detector.load(bundle).calibration
+    assert model["threshold_method"] == "conformal" and model["fpr_bound"] == calibration.fpr_bound
+    assert model["guarantee"] == calibration.guarantee() and "split conformal" in model["guarantee"]
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ready"}
 
