@@ -37,3 +37,17 @@ def test_documented_command_exists_with_its_options(command):
 def test_the_docs_show_every_command():
     shown = {shlex.split(p.values[0])[1] for p in documented_commands()}
     assert set(COMMANDS) <= shown, f"commands never shown in the docs: {sorted(set(COMMANDS) - shown)}"
+
+
+def test_the_model_quoted_in_docs_architecture_is_the_repositorys():
+    """docs/architecture.md shows the smallest model in full: each block that follows a paragraph opening with
+    `<path>.py`: is that file as it is now."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    quoted = {}
+    for block in re.finditer(r"\n\n```python\n(.*?)```", text, flags=re.S):
+        if path := re.match(r"`(anomaly/[\w/]+\.py)`:", text[:block.start()].rsplit("\n\n", 1)[-1]):
+            quoted[path.group(1)] = block.group(1)
+    assert sorted(quoted) == [f"anomaly/models/vae/{name}.py" for name in ("lightning_model", "loss", "options",
+                                                                           "torch_model")]
+    for path, code in quoted.items():
+        assert code == (ROOT / path).read_text(), f"docs/architecture.md quotes {path} other than it is"
