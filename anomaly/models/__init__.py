@@ -31,8 +31,8 @@ OPTIONS: dict[str, type] = {
     "inpaint": InpaintOptions, "twodec": TwoDecoderOptions, "ganomaly": GanomalyOptions, "draem": DraemOptions,
     "diffusion": DiffusionOptions,
 }
-# Options that a bundle's config.json may hold but no model takes: each only at the value under which
-# the model computes what it computes now (measured and not kept: experiments/RESULTS.md).
+# Options that a bundle's config.json may hold but no model takes: each only at the one value that matches
+# what the model computes (measured and not kept: experiments/RESULTS.md).
 RETIRED_OPTIONS = {"draem": {"p_line": 0.0, "brightness": 0.0, "flips": False, "normalize": 0.0, "stem": "none"}}
 
 
