@@ -20,7 +20,7 @@ import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -156,29 +156,29 @@ class Calibration:
         return cls(**values)
 
 
-def calibrate(normal_scores: ArrayLike, normal_maps: np.ndarray, *, fpr: float = 0.01,
+def calibrate(normal_scores: ArrayLike, normal_maps: np.ndarray | Sequence[np.ndarray], *, fpr: float = 0.01,
               pixel_fpr: float = 0.001, labels: ArrayLike | None = None,
               scores: ArrayLike | None = None) -> Calibration:
     """Calibrate from normal validation images.
 
     normal_scores: (N,) image scores; normal_maps: (N, H, W) or (N, 1, H, W) float maps of the same
-    images at model resolution. `labels`/`scores` (optional, labelled data with anomalies) add the
+    images at model resolution, or N maps of their own sizes (a model with a scale, anomaly.tiling). `labels`/`scores` (optional, labelled data with anomalies) add the
     F1-optimal threshold, which is reported but never used as the default.
     """
     normal_scores = np.asarray(normal_scores, dtype=np.float64)
     image = conformal_threshold(normal_scores, fpr)
-    normal_maps = np.asarray(normal_maps, dtype=np.float32)
-    if len(normal_maps) != normal_scores.size or normal_maps.size == 0:
-        raise ValueError(f"need one non-empty map per normal score; got {normal_scores.size} scores and maps of "
-                         f"shape {normal_maps.shape}")
-    pixels = normal_maps.ravel()
+    normal_maps = [np.asarray(m, dtype=np.float32) for m in normal_maps]
+    if len(normal_maps) != normal_scores.size or any(m.size == 0 for m in normal_maps) or not normal_maps:
+        raise ValueError(f"need one non-empty map per normal score; got {normal_scores.size} scores and "
+                         f"{len(normal_maps)} maps of shapes {sorted({m.shape for m in normal_maps})[:3]}")
+    pixels = np.concatenate([m.ravel() for m in normal_maps])
     pixel_threshold = float(np.quantile(pixels, 1 - pixel_fpr))
     map_low = float(np.median(pixels))
     # the colour scale is in map units: the threshold of per-image map maxima, not the image threshold,
     # which may include a model's extra score term (ganomaly's latent error)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the image threshold above already warned about few images
-        map_threshold = conformal_threshold(normal_maps.reshape(len(normal_maps), -1).max(axis=1), fpr).threshold
+        map_threshold = conformal_threshold(np.array([m.max() for m in normal_maps]), fpr).threshold
     f1_threshold = None
     if labels is not None and scores is not None and len(set(np.asarray(labels).tolist())) == 2:
         from anomaly.metrics import f1_optimal_threshold

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -25,9 +25,11 @@ from anomaly.backends import score_images as score_images  # the scoring step, i
 from anomaly.bundle import (ONNX, WEIGHTS, Bundle, is_export, load_bundle, load_export, naming, save_bundle,
                             save_export)
 from anomaly.calibration import Calibration
+from anomaly.config import ModelConfig
 from anomaly.data import decode_image, resize
 from anomaly.model_uri import parse_model_uri
 from anomaly.scoring import resize_map
+from anomaly.tiling import scaled_shape, score_tiled, stitch, tile_plan, pad_to_tile
 
 ImageSource = str | Path | bytes | np.ndarray
 
@@ -56,6 +58,31 @@ class Prediction:
 def preprocess(arrays: Sequence[np.ndarray], size: tuple[int, int]) -> torch.Tensor:
     """Decoded (C, H, W) float32 arrays of any sizes -> (B, C, h, w) batch at the model's size."""
     return torch.cat([resize(torch.from_numpy(a)[None], size) for a in arrays])
+
+
+def to_model_scale(array: np.ndarray, config: ModelConfig) -> torch.Tensor:
+    """A decoded (C, H, W) float32 array -> (C, h, w) as the model sees it: resized by `config.scale` keeping
+    its aspect (anomaly.tiling.scaled_shape), or without a scale to `config.image_size`."""
+    size = config.image_size if config.scale is None else scaled_shape(array.shape[1:], config.scale)
+    return resize(torch.from_numpy(array)[None], size)[0]
+
+
+def score_arrays(scorer: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], config: ModelConfig,
+                 arrays: Sequence[np.ndarray]) -> tuple[np.ndarray, list[torch.Tensor]]:
+    """Decoded (C, H, W) float32 arrays -> image scores (N,) float64 and maps [(h, w) float32 CPU tensors] at
+    model scale: one batch at `image_size` without a scale, else each image tile by tile (anomaly.tiling).
+    The one scoring path of prediction, calibration and painted validation."""
+    if config.scale is None:
+        scores, maps = scorer(preprocess(arrays, config.image_size))
+        return scores.cpu().numpy().astype(np.float64), list(maps[:, 0].float().cpu())
+    return score_scaled(scorer, config, [to_model_scale(a, config) for a in arrays])
+
+
+def score_scaled(scorer: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], config: ModelConfig,
+                 images: Sequence[torch.Tensor]) -> tuple[np.ndarray, list[torch.Tensor]]:
+    """`score_arrays` for (C, h, w) images already at model scale (`to_model_scale`) of a config with a scale."""
+    scores, maps = score_tiled(scorer, images, config.image_size, reduction=config.score_reduction, topk=config.topk)
+    return scores.numpy().astype(np.float64), maps
 
 
 def find_regions(anomaly_map: np.ndarray, mask: np.ndarray) -> tuple[Region, ...]:
@@ -145,18 +172,19 @@ class Detector:
         from the backend (on the model's device for torch, on the CPU for onnxruntime)."""
         return self.scorer(batch)
 
-    def score_at_model_size(self, images: Sequence[ImageSource], *, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
-        """Image scores (N,) float64 and anomaly maps (N, h, w) float32 at the model's size, as calibration
-        uses them (anomaly.calibration.calibrate)."""
+    def score_at_model_size(self, images: Sequence[ImageSource], *,
+                            batch_size: int = 16) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Image scores (N,) float64 and anomaly maps [(h, w) float32] at model scale (`score_arrays`), as
+        calibration uses them (anomaly.calibration.calibrate)."""
         scores, maps = [], []
         for i in range(0, len(images), batch_size):
-            batch_scores, batch_maps = self.score_batch(preprocess(
-                [self.decode(image) for image in images[i:i + batch_size]], self.config.image_size))
-            scores.append(batch_scores.cpu().numpy().astype(np.float64))
-            maps.append(batch_maps[:, 0].cpu().numpy())
+            batch_scores, batch_maps = score_arrays(self.scorer, self.config,
+                                                    [self.decode(image) for image in images[i:i + batch_size]])
+            scores.append(batch_scores)
+            maps += [m.numpy() for m in batch_maps]
         if not scores:
             raise ValueError("no images to score")
-        return np.concatenate(scores), np.concatenate(maps)
+        return np.concatenate(scores), maps
 
     def decode(self, source: ImageSource, name: str | None = None) -> np.ndarray:
         """Any supported image (path, encoded bytes or a (C, H, W) float array) -> (C, H, W) float32 in [0, 1]
@@ -178,13 +206,12 @@ class Detector:
         """Decoded (C, H, W) float32 arrays (any sizes) -> one Prediction each, scored as one batch."""
         if not arrays:
             return []
-        scores, maps = self.score_batch(preprocess(arrays, self.config.image_size))
-        scores, maps = scores.cpu().numpy(), maps.cpu()
+        scores, maps = score_arrays(self.scorer, self.config, arrays)
         threshold = self.calibration.image_threshold if threshold is None else float(threshold)
         normalised = self.calibration.normalise(scores, threshold)
         predictions = []
         for array, score, norm, small_map in zip(arrays, scores, normalised, maps):
-            full_map = resize_map(small_map[None], tuple(array.shape[1:]))[0, 0].numpy()
+            full_map = resize_map(small_map[None, None], tuple(array.shape[1:]))[0, 0].numpy()
             mask = full_map >= self.calibration.pixel_threshold
             predictions.append(Prediction(
                 score=float(score), normalised_score=float(norm), is_anomalous=bool(score >= threshold),
@@ -198,14 +225,25 @@ class Detector:
 
         return overlay(image, self.calibration.heatmap_scale(prediction.anomaly_map), alpha, prediction.regions)
 
-    def reconstruct(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
-        """Decoded (C, H, W) float32 arrays -> the model's reconstructions (B, C, h, w) float32 at the model's
-        size (the input its anomaly map compares against). Needs the weights (a bundle, not an export)."""
+    def reconstruct(self, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Decoded (C, H, W) float32 arrays -> the model's reconstructions [(C, h, w) float32] at model scale
+        (the input its anomaly map compares against; with a scale stitched from tiles like the map). Needs the
+        weights (a bundle, not an export)."""
         if self.model is None:
             raise ValueError(f"{self.source or 'this model'} has no weights (an ONNX export): a reconstruction "
                              f"needs the bundle the export was made from")
         with torch.inference_mode():
-            return self.model(preprocess(arrays, self.config.image_size).to(self.device)).float().cpu().numpy()
+            if self.config.scale is None:
+                return list(self.model(preprocess(arrays, self.config.image_size).to(self.device)).float().cpu().numpy())
+            tile, out = self.config.image_size, []
+            for array in arrays:
+                image = to_model_scale(array, self.config)
+                padded = pad_to_tile(image, tile)
+                plan = tile_plan(tuple(padded.shape[-2:]), tile)
+                tiles = torch.stack([padded[:, y:y + tile[0], x:x + tile[1]] for y, x in plan])
+                repaired = self.model(tiles.to(self.device)).float().cpu()
+                out.append(stitch(repaired, plan, tuple(padded.shape[-2:]))[:, :image.shape[-2], :image.shape[-1]].numpy())
+            return out
 
     def to_bundle(self, calibration: Calibration | None = None) -> Bundle:
         """This model's config and weights (on the CPU) with `calibration` (default: its own), e.g. to save

@@ -113,6 +113,6 @@ def evaluate(detector: Detector, samples: Sequence[Sample], *, batch_size: int =
         false_alarm_interval=false_alarm_interval(int((normal_scores >= threshold).sum()), len(normals))
         if normals else None,
         fpr_bound=detector.calibration.fpr_bound, guarantee=detector.calibration.guarantee(),
-        painted=painted_aurocs(detector, normal_batches(normals, detector.config.channels), on_draw=on_draw)
-        if painted else {})
+        painted=painted_aurocs(detector, normal_batches(normals, detector.config.channels, detector.config.scale),
+                               on_draw=on_draw) if painted else {})
     return report, predictions

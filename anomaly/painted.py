@@ -5,7 +5,8 @@ Independent of training's synthesis (anomaly/synthetic.py): anti-aliased strokes
   drawn  a scratch (a polyline 2-4 px wide), a stain (an ellipse) or holes (small dark discs), equally likely
   thin   a hairline crack: a polyline 1-2 px wide, brighter or darker by 0.1-0.3 grey levels
 Every model is validated on the same defects, painted at VALIDATION_SIZE into the held-out normals of its
-training seed (their scores resized to the model's input size, its maps back). On MTD, `drawn` ranks trained
+training seed (their scores resized to the model's input size, its maps back); a model with a scale
+(anomaly.tiling) has them painted at its scaled images' own sizes and scores them tile by tile, as it predicts. On MTD, `drawn` ranks trained
 models like the test split's pixel AUROC does and `thin` follows its cracks (experiments/RESULTS.md, "Which
 validation tracks the test split"); the benchmarks choose settings on them, and training logs them.
 """
@@ -23,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from anomaly.config import TrainConfig
 from anomaly.data import AnomalyDataModule, ImageDataset, Sample, resize
-from anomaly.detector import Detector
+from anomaly.detector import Detector, score_scaled
 from anomaly.metrics import image_auroc, pixel_auroc
 from anomaly.scoring import resize_map
 VALIDATION_SEED = 20211011  # draw k of a recipe is seeded VALIDATION_SEED + k
@@ -109,17 +110,20 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def normal_batches(samples: Sequence[Sample], channels: int) -> DataLoader:
-    """Normal `samples` at VALIDATION_SIZE in batches of VALIDATION_BATCH, in order: what the recipes paint into."""
-    return DataLoader(ImageDataset(samples, VALIDATION_SIZE, channels), batch_size=VALIDATION_BATCH)
+def normal_batches(samples: Sequence[Sample], channels: int, scale: float | None = None) -> DataLoader:
+    """Normal `samples` at VALIDATION_SIZE in batches of VALIDATION_BATCH, in order: what the recipes paint into;
+    with a `scale` (a model's), each at its scaled size, one per batch."""
+    if scale is None:
+        return DataLoader(ImageDataset(samples, VALIDATION_SIZE, channels), batch_size=VALIDATION_BATCH)
+    return DataLoader(ImageDataset(samples, VALIDATION_SIZE, channels, scale=scale, tiles="none"), batch_size=1)
 
 
 def held_out_normals(samples: Sequence[Sample], channels: int, seed: int,
-                     val_fraction: float = TrainConfig.val_fraction) -> DataLoader:
+                     val_fraction: float = TrainConfig.val_fraction, scale: float | None = None) -> DataLoader:
     """`normal_batches` of the held-out training normals of a run trained with `seed` and `val_fraction`: the
     same batches as its datamodule's validation whatever the training batch size."""
     held_out = AnomalyDataModule(list(samples), VALIDATION_SIZE, channels, val_fraction=val_fraction, seed=seed)
-    return normal_batches(held_out.val_samples, channels)
+    return normal_batches(held_out.val_samples, channels, scale)
 
 
 @torch.no_grad()
@@ -130,12 +134,17 @@ def recipe_aurocs(detector: Detector, normals: DataLoader, recipe: Recipe, draw:
     generator = torch.Generator().manual_seed(VALIDATION_SEED + draw)
     rng = np.random.default_rng(VALIDATION_SEED + draw)
     scores, maps, masks = [], [], []
-    for batch in islice(normals, math.ceil(MAX_IMAGES / VALIDATION_BATCH)):
+    config = detector.config
+    for batch in islice(normals, math.ceil(MAX_IMAGES / normals.batch_size)):
         damaged, mask = recipe(batch["image"], generator, rng)
-        batch_scores, batch_maps = detector.score_batch(resize(damaged, detector.config.image_size))
-        batch_maps = resize_map(batch_maps.float().cpu(), tuple(damaged.shape[-2:]))
-        scores.append(batch_scores.float().cpu().numpy())
-        maps += list(batch_maps[:, 0].numpy())
+        if config.scale is None:
+            batch_scores, batch_maps = detector.score_batch(resize(damaged, config.image_size))
+            scores.append(batch_scores.float().cpu().numpy())
+            maps += list(resize_map(batch_maps.float().cpu(), tuple(damaged.shape[-2:]))[:, 0].numpy())
+        else:  # already at model scale
+            batch_scores, batch_maps = score_scaled(detector.scorer, config, list(damaged))
+            scores.append(batch_scores)
+            maps += [m.numpy() for m in batch_maps]
         masks += list(mask[:, 0].numpy() > 0)
     has_defect = np.array([m.any() for m in masks])
     if has_defect.all() or not has_defect.any():
@@ -174,7 +183,8 @@ def painted_aurocs(detector: Detector, normals: DataLoader, draws: int = DRAWS,
 def painted_validation(detector: Detector, samples: Sequence[Sample], *, seed: int, val_fraction: float,
                        draws: int = DRAWS) -> dict[str, float]:
     """`painted_aurocs` on the held-out normals of a run trained on `samples` with `seed` and `val_fraction`."""
-    return painted_aurocs(detector, held_out_normals(samples, detector.config.channels, seed, val_fraction), draws)
+    held_out = held_out_normals(samples, detector.config.channels, seed, val_fraction, detector.config.scale)
+    return painted_aurocs(detector, held_out, draws)
 
 
 def summary(aurocs: dict[str, float], where: str = "the held-out normals") -> str:

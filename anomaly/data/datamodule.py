@@ -20,7 +20,8 @@ class AnomalyDataModule(L.LightningDataModule):
     The validation slice holds ``round(val_fraction * n)`` of the ``n`` training normals, at
     least 1 when ``n >= 2`` and ``val_fraction > 0``, at most ``n - 1``. It depends only on
     ``seed`` and the set of image paths (samples are sorted by path first), never on the input
-    order. ``train_samples`` / ``val_samples`` / ``test_samples`` are ready after ``__init__``.
+    order. With ``scale`` (anomaly.tiling) images are resized by that factor keeping their aspect and
+    batches hold ``image_size`` tiles: random ones for training, fixed ones for validation. ``train_samples`` / ``val_samples`` / ``test_samples`` are ready after ``__init__``.
 
     Files are checked twice before training: ``__init__`` reads every train/val header
     (missing, not an image, too large), and ``setup`` decodes every train/val image once
@@ -38,6 +39,7 @@ class AnomalyDataModule(L.LightningDataModule):
         batch_size: int = 16,
         seed: int = 0,
         num_workers: int = 0,
+        scale: float | None = None,
     ):
         super().__init__()
         if channels not in (1, 3):
@@ -54,6 +56,7 @@ class AnomalyDataModule(L.LightningDataModule):
         self.val_fraction = val_fraction
         self.seed = seed
         self.num_workers = num_workers
+        self.scale = scale
         self.samples = list(samples)
 
         normals = _by_path([s for s in self.samples if s.split == "train" and s.label == 0])
@@ -70,8 +73,8 @@ class AnomalyDataModule(L.LightningDataModule):
 
         for sample in self.train_samples + self.val_samples:
             image_mode(sample.image)  # header check: raises ImageDecodeError naming the file
-        self.train_dataset = ImageDataset(self.train_samples, self.image_size, channels)
-        self.val_dataset = ImageDataset(self.val_samples, self.image_size, channels)
+        self.train_dataset = ImageDataset(self.train_samples, self.image_size, channels, scale=scale, tiles="random")
+        self.val_dataset = ImageDataset(self.val_samples, self.image_size, channels, scale=scale, tiles="fixed")
         self._verified = False
 
     @property
@@ -107,4 +110,8 @@ class AnomalyDataModule(L.LightningDataModule):
         return self._loader(self.val_dataset, shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(ImageDataset(self.test_samples, self.image_size, self.channels), shuffle=False)
+        """Test images in batches; with a scale, whole scaled images of their own sizes one at a time."""
+        dataset = ImageDataset(self.test_samples, self.image_size, self.channels, scale=self.scale, tiles="none")
+        if self.scale is None:
+            return self._loader(dataset, shuffle=False)
+        return DataLoader(dataset, batch_size=1, num_workers=self.num_workers)

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from anomaly.data.decode import decode_image, decode_mask, resize
+from anomaly.tiling import pad_to_tile, random_tile, scaled_shape
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 MANIFEST_COLUMNS = ("image", "mask", "label", "defect", "split")
@@ -167,6 +168,7 @@ def parse_image_size(text: str | int | Sequence[int]) -> tuple[int, int]:
 
 
 CACHE_BYTES = 4 * 2**30  # decoded training images kept in memory, at most
+TILE_READS = ("random", "fixed", "none")
 
 
 class ImageDataset(Dataset):
@@ -177,30 +179,44 @@ class ImageDataset(Dataset):
     then thresholded at 0.5); ``label`` int; ``index`` int. Decoding errors propagate as
     ``ImageDecodeError`` naming the file.
 
+    Without ``scale`` every image is resized to ``image_size``. With ``scale`` (anomaly.tiling) each is
+    resized by that factor keeping its aspect, and ``tiles`` says what a read returns: ``"random"`` a
+    crop of ``image_size`` at a fresh random position (training), ``"fixed"`` one at a position seeded
+    by the index (the same every epoch: validation losses), ``"none"`` the whole scaled image (its own
+    size: batch them one at a time). An image smaller than a tile is padded by reflection first.
+
     With ``cache=True`` the resized image is kept in memory as float16 (half the memory of
     float32, error < 2.5e-4) after the first decode; every read, the first included, returns
-    the float16-rounded value, so all epochs see identical inputs. The cache is used only while
-    the whole dataset fits in ``CACHE_BYTES`` (memory must not grow without bound with the
-    training set); larger datasets are decoded every epoch (use ``num_workers`` then).
+    the float16-rounded value, so all epochs see identical inputs. The cache holds at most
+    ``CACHE_BYTES`` (memory must not grow without bound with the training set); images past it are
+    decoded every epoch (use ``num_workers`` then). ``cache_bytes`` is what it holds.
     """
 
-    def __init__(self, samples: Sequence[Sample], image_size: tuple[int, int], channels: int, cache: bool = True):
+    def __init__(self, samples: Sequence[Sample], image_size: tuple[int, int], channels: int, cache: bool = True,
+                 *, scale: float | None = None, tiles: str = "random"):
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels!r}")
+        if scale is not None and not (isinstance(scale, (int, float)) and 0 < scale < float("inf")):
+            raise ValueError(f"scale must be a positive number (1.0: the images' own size) or None, got {scale!r}")
+        if tiles not in TILE_READS:
+            raise ValueError(f"tiles must be one of {', '.join(TILE_READS)}, got {tiles!r}")
         self.samples = list(samples)
         self.image_size = parse_image_size(image_size)
-        self.channels = channels
-        h, w = self.image_size
-        self.cache = cache and len(self.samples) * channels * h * w * 2 <= CACHE_BYTES
+        self.channels, self.scale, self.tiles = channels, scale, tiles
+        self.cache = cache
+        self.cache_bytes = 0
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
 
     def __len__(self) -> int:
         return len(self.samples)
 
+    def _size(self, shape: tuple[int, int]) -> tuple[int, int]:
+        return self.image_size if self.scale is None else scaled_shape(shape, self.scale)
+
     def _decode(self, sample: Sample) -> tuple[torch.Tensor, torch.Tensor | None]:
         image = torch.from_numpy(decode_image(sample.image, self.channels))  # (C, H, W)
         size = tuple(image.shape[-2:])
-        image = resize(image[None], self.image_size)[0]  # (C, h, w)
+        image = resize(image[None], self._size(size))[0]  # (C, h, w)
         if sample.mask is None:
             return image, None
         mask = torch.from_numpy(decode_mask(sample.mask))  # (H, W) bool
@@ -209,8 +225,17 @@ class ImageDataset(Dataset):
                 f"mask {sample.mask} is {mask.shape[0]}x{mask.shape[1]} but its image "
                 f"{sample.image} is {size[0]}x{size[1]} (height x width); they must match"
             )
-        mask = resize(mask[None, None].float(), self.image_size)[0] >= 0.5  # (1, h, w) bool
+        mask = resize(mask[None, None].float(), self._size(size))[0] >= 0.5  # (1, h, w) bool
         return image, mask
+
+    def _tile(self, image: torch.Tensor, mask: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`image` (C, h, w) and `mask` (1, h, w) cut to one tile as `tiles` says (both at the same place)."""
+        if self.scale is None or self.tiles == "none":
+            return image, mask
+        both = pad_to_tile(torch.cat([image, mask]), self.image_size)
+        generator = torch.Generator().manual_seed(index) if self.tiles == "fixed" else None
+        both = random_tile(both, self.image_size, generator)
+        return both[:-1], both[-1:]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | int]:
         sample = self.samples[index]
@@ -220,11 +245,10 @@ class ImageDataset(Dataset):
             image, mask = self._decode(sample)
             if self.cache:
                 image = image.to(torch.float16)
-                self._cache[index] = (image, mask)
-        h, w = self.image_size
-        return {
-            "image": image.float(),
-            "mask": mask.float() if mask is not None else torch.zeros(1, h, w),
-            "label": sample.label,
-            "index": index,
-        }
+                size = image.numel() * 2 + (mask.numel() if mask is not None else 0)
+                if self.cache_bytes + size <= CACHE_BYTES:
+                    self._cache[index] = (image, mask)
+                    self.cache_bytes += size
+        image = image.float()
+        image, mask = self._tile(image, mask.float() if mask is not None else torch.zeros(1, *image.shape[-2:]), index)
+        return {"image": image, "mask": mask, "label": sample.label, "index": index}

@@ -172,13 +172,12 @@ def test_image_dataset_errors_name_the_file(tmp_path):
         ImageDataset([Sample(image, mask, 1, "x", "test")], (4, 4), 1)[0]
 
 
-def test_cache_is_skipped_when_the_dataset_would_not_fit(monkeypatch):
+def test_cache_holds_images_up_to_its_budget(monkeypatch):
     import anomaly.data.datasets as datasets
 
     samples = [s for s in read_manifest(MANIFEST) if s.label == 0][:4]
-    assert datasets.ImageDataset(samples, (32, 32), 1).cache
     monkeypatch.setattr(datasets, "CACHE_BYTES", 4 * 32 * 32 * 2 - 1)  # one byte short of the 4 images
     dataset = datasets.ImageDataset(samples, (32, 32), 1)
-    assert not dataset.cache
-    dataset[0]
-    assert dataset._cache == {}
+    first = [dataset[i]["image"] for i in range(4)]
+    assert sorted(dataset._cache) == [0, 1, 2] and dataset.cache_bytes == 3 * 32 * 32 * 2
+    assert all(torch.equal(dataset[i]["image"], first[i]) for i in range(4))  # float16-rounded, cached or not
