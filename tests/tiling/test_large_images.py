@@ -1,0 +1,70 @@
+"""Resolution that follows the data: a model trained at scale 1 finds a 10-px defect on a 2048x2048 image and maps
+a 500x1250 image at its own size; its calibration and painted validation score the way prediction does."""
+
+import numpy as np
+import pytest
+
+from anomaly.calibration import calibrate
+from anomaly.detector import Detector
+from tests.tiling.scaled import TILE, texture, train_scaled
+
+
+@pytest.fixture(scope="module")
+def scaled(tmp_path_factory):
+    return train_scaled(tmp_path_factory.mktemp("scaled"))
+
+
+@pytest.fixture(scope="module")
+def detector(scaled):
+    return Detector.load(scaled.bundle_path, device="cpu")
+
+
+def test_the_bundle_records_scale_and_tile(detector):
+    assert detector.config.scale == 1.0 and detector.config.image_size == TILE
+
+
+def test_a_10px_defect_on_a_2048px_image_is_found_at_full_resolution(detector):
+    normal = texture((2048, 2048), 99)
+    damaged = normal.copy()
+    damaged[1200:1210, 700:710] = 0.0  # 10 x 10 px: 0.0024% of the image
+    clean, found = detector.predict_arrays([normal[None], damaged[None]])
+    assert found.anomaly_map.shape == clean.anomaly_map.shape == (2048, 2048)
+    assert found.score > 3 * clean.score and found.is_anomalous
+    y, x = np.unravel_index(found.anomaly_map.argmax(), found.anomaly_map.shape)
+    assert 1200 - 3 <= y < 1210 + 3 and 700 - 3 <= x < 710 + 3
+    x0, y0, x1, y1 = found.regions[0].bbox
+    assert x0 <= 700 and x1 >= 710 and y0 <= 1200 and y1 >= 1210 and (x1 - x0) * (y1 - y0) < 60 * 60
+
+
+def test_a_500x1250_image_is_mapped_at_its_size_and_never_squashed(detector):
+    image = texture((500, 1250), 7)
+    image[100:110, 1100:1110] = 1.0
+    [prediction] = detector.predict_arrays([image[None]])
+    assert prediction.anomaly_map.shape == prediction.mask.shape == (500, 1250)
+    y, x = np.unravel_index(prediction.anomaly_map.argmax(), (500, 1250))
+    assert 97 <= y < 113 and 1097 <= x < 1113
+    # the same image turned on its side gives the same map turned: nothing depends on the aspect but the tiles
+    [turned] = detector.predict_arrays([np.ascontiguousarray(image.T)[None]])
+    assert turned.anomaly_map.shape == (1250, 500)
+    assert np.unravel_index(turned.anomaly_map.argmax(), (1250, 500)) == (x, y)
+
+
+def test_images_smaller_than_a_tile_are_padded_not_stretched(detector):
+    image = texture((40, 50), 3)
+    [prediction] = detector.predict_arrays([image[None]])
+    assert prediction.anomaly_map.shape == (40, 50) and np.isfinite(prediction.anomaly_map).all()
+
+
+def test_calibration_scores_the_held_out_normals_as_prediction_does(scaled, detector):
+    scores, maps = detector.score_at_model_size([s.image for s in scaled.val_samples])
+    assert [m.shape for m in maps] == [(256, 256)] * len(scaled.val_samples)  # the scaled images' own size
+    again = calibrate(scores, maps, fpr=scaled.config.fpr, pixel_fpr=scaled.config.pixel_fpr)
+    assert again.image_threshold == pytest.approx(scaled.calibration.image_threshold, rel=1e-6)
+    assert again.pixel_threshold == pytest.approx(scaled.calibration.pixel_threshold, rel=1e-6)
+    predicted = [p.score for p in detector.predict([s.image for s in scaled.val_samples])]
+    np.testing.assert_allclose(predicted, scores, rtol=1e-6)
+
+
+def test_painted_validation_paints_at_the_scaled_size(scaled):
+    assert set(scaled.painted_aurocs) >= {"drawn_image_auroc", "drawn_pixel_auroc"}
+    assert all(0 <= v <= 1 for v in scaled.painted_aurocs.values())
