@@ -12,8 +12,9 @@ An exported folder (written by anomaly.bundle.save_export) holds
 
 The graph covers everything after resizing: the network, the residual (SSIM or L2) map, the
 Gaussian smoothing (its banded matrices become constants of the fixed model size) and the image
-score reduction. Decoding, resizing, thresholds and regions stay in Python and are shared by both
-backends. The batch axis is dynamic.
+score reduction. Decoding, resizing, tiling (a model with a scale: the graph scores its fixed-size tiles,
+anomaly.tiling stitches them), thresholds and regions stay in Python and are shared by both backends, so an
+export maps an image of any size and aspect as the bundle does. The batch axis is dynamic.
 """
 
 from __future__ import annotations
