@@ -4,11 +4,13 @@ import random
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from anomaly.data import AnomalyDataModule, ImageDecodeError, Sample, read_manifest
+from anomaly.tiling import scaled_shape
 
 MANIFEST = Path(__file__).parents[2] / "anomaly/sample/manifest.csv"
 
@@ -127,3 +129,52 @@ def test_truncated_file_raises_before_any_training_step(samples):
     with pytest.raises(ImageDecodeError, match=rf"{bad.name}: truncated image"):
         trainer.fit(model, datamodule=dm)
     assert not model.train_started and model.steps == 0
+
+
+def test_with_a_scale_batches_are_tiles_of_the_scaled_images(tmp_path):
+    """Images of two sizes at scale 0.5: training tiles are crops of the scaled image (found in it by brute
+    force), validation tiles are the same every epoch, test images come whole at their scaled sizes."""
+    rng = np.random.default_rng(0)
+    samples = []
+    for i, size in enumerate([(60, 100), (90, 40)] * 3):  # (H, W)
+        path = tmp_path / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 256, size, dtype=np.uint8)).save(path)
+        samples.append(Sample(path, None, 0, "good", "train" if i < 5 else "test"))
+    dm = AnomalyDataModule(samples, (16, 16), 1, batch_size=2, val_fraction=0.4, scale=0.5)
+    dm.setup("fit")
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (2, 1, 16, 16) and batch["mask"].shape == (2, 1, 16, 16)
+    for tile, index in zip(batch["image"], batch["index"]):
+        whole = dm.train_dataset._decode(dm.train_dataset.samples[int(index)])[0].half().float()
+        assert tuple(whole.shape[-2:]) == scaled_shape(Image.open(dm.train_samples[int(index)].image).size[::-1], 0.5)
+        windows = whole.unfold(1, 16, 1).unfold(2, 16, 1)  # (1, h - 15, w - 15, 16, 16)
+        assert (windows == tile[:, None, None]).flatten(3).all(-1).any()  # the tile is one of its crops
+    val = [b["image"] for b in dm.val_dataloader()]
+    assert all(torch.equal(a, b) for a, b in zip(val, [b["image"] for b in dm.val_dataloader()]))
+    [test] = list(dm.test_dataloader())
+    assert test["image"].shape == (1, 1, 45, 20)  # 90x40 at 0.5, not resized to the tile
+
+
+def test_scaled_images_cost_their_own_pixels_in_the_cache(tmp_path):
+    """float16 at the scaled size: 1,000 grey 512x512 images at scale 1 would hold 1000 * 512 * 512 * 2 bytes
+    = 500 MiB (RGB 1.5 GiB), within CACHE_BYTES (4 GiB)."""
+    from anomaly.data.datasets import CACHE_BYTES, ImageDataset
+
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.png")
+        Image.new("L", (512, 512), 40 * i).save(paths[-1])
+    dataset = ImageDataset([Sample(p, None, 0, "good", "train") for p in paths], (64, 64), 1, scale=1.0)
+    for i in range(3):
+        dataset[i]
+    assert dataset.cache_bytes == 3 * 512 * 512 * 2
+    assert 1000 * dataset.cache_bytes / 3 <= CACHE_BYTES / 8
+
+
+def test_a_bad_scale_or_tile_read_is_named(samples):
+    from anomaly.data.datasets import ImageDataset
+
+    with pytest.raises(ValueError, match="scale must be a positive number"):
+        ImageDataset(samples, (16, 16), 1, scale=0)
+    with pytest.raises(ValueError, match="tiles must be one of random, fixed, none"):
+        ImageDataset(samples, (16, 16), 1, scale=1.0, tiles="centre")
