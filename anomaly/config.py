@@ -31,6 +31,7 @@ from anomaly.checks import invalid, number, one_of
 from anomaly.models import OPTIONS, check_model_config, default_smoothing, options_class, without_retired
 
 PRECISIONS = ("auto", "32", "bf16-mixed")
+STRATEGIES = ("auto", "ddp")  # anomaly.training: DDP re-runs the command per rank, rank 0 alone calibrates and logs
 REDUCTIONS = ("max", "topk")
 MAX_SIDE, MAX_PIXELS = 4096, 1024 * 1024
 MAX_SMOOTHING = 64
@@ -150,12 +151,18 @@ class TrainConfig:
                                           "unset: every image resized to --image-size (docs/models.md)")
     channels: int = described(0, "1 or 3; 0 guesses from the data (1 for grey images, else 3)")
     epochs: int = described(0, "0: the model's default (docs/models.md)")
-    batch_size: int = described(16, "images per training step")
+    batch_size: int = described(16, "images per training step (per process with --devices or --num-nodes > 1)")
     seed: int = described(0, "random seed: weights, held-out normals, augmentations")
     accelerator: str = described("auto", "auto | cpu | gpu")
     precision: str = described("auto", "32 | bf16-mixed | auto (bf16-mixed on a recent GPU or a CPU with AMX)")
     val_fraction: float = described(0.2, "normal images held out for validation and calibration")
     num_workers: int = described(0, "data-loading worker processes")
+    devices: int = described(1, "training processes per node, one per device (GPUs; with --accelerator cpu, CPU "
+                                "processes); > 1: Lightning DDP, docs/deploy.md")
+    num_nodes: int = described(1, "machines taking part in a DDP training, each running the same command with its "
+                                  "NODE_RANK, MASTER_ADDR and MASTER_PORT set (docs/deploy.md)")
+    strategy: str = described("auto", "auto | ddp: Lightning's distributed strategy (auto: DDP when --devices or "
+                                      "--num-nodes > 1)")
     # the model's settings: ModelConfig's fields, at its defaults
     width: int = described(ModelConfig.width, "channels of the first stage")
     depth: int = described(ModelConfig.depth, "number of stride-2 stages")
@@ -190,11 +197,13 @@ class TrainConfig:
                 raise ValueError(f"{name.replace('_', '-')} must be in (0, 1), got {value}")
         if self.epochs < 0:
             raise ValueError(f"epochs must be >= 1 (or 0 for the model's default), got {self.epochs}")
-        for name in ("batch_size", "width", "depth", "latent_dim"):
+        for name in ("batch_size", "width", "depth", "latent_dim", "devices", "num_nodes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.channels not in (0, 1, 3):
             raise ValueError(f"channels must be 1, 3 or 0 (guess from the data), got {self.channels}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name, cap in CAPS.items():

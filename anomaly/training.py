@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -78,22 +79,61 @@ def check_scoring_path(model: torch.nn.Module, config: ModelConfig) -> None:
     model.train()
 
 
+VALIDATIONS = 4  # validation runs per training (the held-out normals' val/* losses), see validation_epochs
+
+
+def validation_epochs(epochs: int, times: int = VALIDATIONS) -> frozenset[int]:
+    """The 0-based epochs after which the fit validates: `times` evenly spaced, the last epoch always
+    among them, every epoch when there are no more than `times` (240 epochs: 59, 119, 179, 239)."""
+    return frozenset(math.ceil(epochs * i / times) - 1 for i in range(1, times + 1))
+
+
+class ValidationSchedule(L.Callback):
+    """Validate only after `epochs` (0-based). Lightning validates after an epoch when (epoch + 1) is a
+    multiple of `trainer.check_val_every_n_epoch`, which it reads at every epoch: 1 on a validation epoch,
+    past the end otherwise. A validation after every epoch cost draem's demo (many short epochs) a seventh of
+    its CPU time; the val/* losses are for monitoring only (calibration is a separate step)."""
+
+    def __init__(self, epochs: frozenset[int]) -> None:
+        self.epochs = epochs
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        trainer.check_val_every_n_epoch = 1 if trainer.current_epoch in self.epochs else trainer.max_epochs + 1
+
+
 class EpochLosses(L.Callback):
-    """Keeps the per-epoch means Lightning logged, for the result and for MLflow."""
+    """Keeps the per-epoch means Lightning logged, for the result and for MLflow: train/* every epoch,
+    val/* after the epochs that validated. Under DDP each rank logged the mean over its own share of
+    the images; the kept value is the mean over the ranks (the shares are equal in size: Lightning's
+    DistributedSampler pads the last one with repeated images), and only global rank 0 calls `on_epoch`."""
 
     def __init__(self, on_epoch: Callable[..., None] | None = None) -> None:
         self.history: list[dict[str, float]] = []
         self.on_epoch = on_epoch  # called as on_epoch(values, step=epoch), e.g. tracking.log_metrics
+        self.validated = -1  # the last epoch that ended with a validation
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self.validated = trainer.current_epoch
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.history.append({k: float(v) for k, v in trainer.callback_metrics.items() if "/" in k})
-        if self.on_epoch:
+        fresh = self.validated == trainer.current_epoch  # else val/* are the last validation's values
+        keys = sorted(k for k in trainer.callback_metrics if "/" in k and (fresh or not k.startswith("val/")))
+        values = torch.tensor([float(trainer.callback_metrics[k]) for k in keys], device=pl_module.device)
+        if trainer.world_size > 1:  # a collective: every rank runs this callback
+            values = trainer.strategy.reduce(values, reduce_op="mean")
+        self.history.append(dict(zip(keys, values.tolist())))
+        if self.on_epoch and trainer.is_global_zero:
             self.on_epoch(self.history[-1], step=trainer.current_epoch)
 
 
 class EpochLines(L.Callback):
-    """One line per epoch on stdout, for logs (the progress bar when stdout is not a terminal):
+    """One line per epoch on stdout from global rank 0, for logs (the progress bar when stdout is not a
+    terminal), with the losses `losses` kept (a callback before this one):
     `epoch 3/30 · train/loss 0.0123 · val/loss 0.0130 · 4.2 s · ETA 0:01:52`."""
+
+    def __init__(self, losses: EpochLosses) -> None:
+        self.losses = losses
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.start = time.perf_counter()
@@ -105,23 +145,25 @@ class EpochLines(L.Callback):
         if not trainer.is_global_zero:
             return
         now, done, total = time.perf_counter(), trainer.current_epoch + 1, trainer.max_epochs
-        losses = [f"{k} {float(trainer.callback_metrics[k]):.4g}" for k in ("train/loss", "val/loss")
-                  if k in trainer.callback_metrics]
+        latest = self.losses.history[-1]
+        losses = [f"{k} {latest[k]:.4g}" for k in ("train/loss", "val/loss") if k in latest]
         eta = datetime.timedelta(seconds=round((now - self.start) / done * (total - done)))
         print(" · ".join([f"epoch {done}/{total}", *losses, f"{now - self.epoch_start:.1f} s", f"ETA {eta}"]),
               flush=True)
 
 
 # Lightning's and torch's chatter during a fit (anomaly.quiet; `anomaly --verbose` shows it)
-LIGHTNING_NOISE = dict(warnings=[r"`isinstance\(treespec, LeafSpec\)` is deprecated"],
+# (under DDP, the advice to sync each logged value: EpochLosses averages the epoch means over the ranks)
+LIGHTNING_NOISE = dict(warnings=[r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                                 r"It is recommended to use `self.log\(.*sync_dist=True"],
                        loggers=["lightning.pytorch", "lightning.fabric"])
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
     """"auto" -> "bf16-mixed" where training will run on hardware that computes bfloat16 fast (a CUDA
     GPU that supports it; a CPU with AMX), else "32"; any other value is returned unchanged. A CPU
-    with AVX512-BF16 but no AMX trains draem no faster in bf16 than in float32
-    (experiments/bench_precision.py), so it gets float32's numerics."""
+    with AVX512-BF16 but no AMX trains draem no faster in bf16 than in float32 (experiments/RESULTS.md,
+    "What we tried"), so it gets float32's numerics."""
     if precision != "auto":
         return precision
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
@@ -132,19 +174,26 @@ def resolve_precision(precision: str, accelerator: str) -> str:
 
 
 def train(config: TrainConfig, *, logger: Any = False, progress: bool = True,
-          callbacks: Sequence[L.Callback] = ()) -> TrainResult:
+          callbacks: Sequence[L.Callback] = ()) -> TrainResult | None:
     """Train `config.model` on the normal training images of `config.data` and write a bundle to `config.out`.
 
     With `config.tracking` the whole training is one MLflow run (see `anomaly.tracking`): params,
     per-epoch losses, calibration, test metrics and plots, and the bundle as a registered model.
-    `callbacks`: extra Lightning callbacks (e.g. a benchmark's snapshots of the weights)."""
+    `callbacks`: extra Lightning callbacks (e.g. a benchmark's snapshots of the weights).
+
+    Distributed (`config.devices` processes on each of `config.num_nodes` nodes, Lightning DDP): every
+    process runs this function (Lightning's launcher re-runs the command once per further local rank)
+    and takes part in the fit, each on its share of the training images; then global rank 0 alone
+    calibrates and validates on the whole held-out slice, writes the bundle and logs to MLflow, and the
+    other ranks return None."""
     samples = load_samples(config.data or str(SAMPLE_MANIFEST))
     model_defaults = config.model_config(channels=1)  # ModelConfig resolves the unset size and smoothing
     config = config.replace(epochs=config.epochs or options_class(config.model).epochs,  # as trained
                             image_size=model_defaults.image_size, smoothing_sigma=model_defaults.smoothing_sigma,
                             precision=resolve_precision(config.precision, config.accelerator))
-    if not config.tracking:
-        return _fit(config, samples, logger=logger, progress=progress, callbacks=callbacks)
+    fit = _prepare(config, samples, logger=logger, progress=progress, callbacks=callbacks)
+    if not config.tracking or not fit.trainer.is_global_zero:  # one MLflow run, from rank 0
+        return _run(fit)
     from anomaly import tracking
     from anomaly.run_logging import log_training
 
@@ -154,18 +203,31 @@ def train(config: TrainConfig, *, logger: Any = False, progress: bool = True,
             "dataset.path": config.data or "bundled MTD sample"}
     with tracking.start_run(experiment, f"train-{config.model}", tags) as run_id:
         tracking.log_params(dataclasses.asdict(config))
-        result = _fit(config, samples, logger=logger, progress=progress, callbacks=callbacks,
-                      on_epoch=tracking.log_metrics)
+        result = _run(fit, on_epoch=tracking.log_metrics)
         return log_training(config, result, run_id=run_id, experiment=experiment, fingerprint=fingerprint)
 
 
-def _fit(config: TrainConfig, samples: list[Sample], *, logger: Any, progress: bool,
-         callbacks: Sequence[L.Callback] = (), on_epoch: Callable[..., None] | None = None) -> TrainResult:
-    """Fit, calibrate on the held-out normals, save the bundle, validate on painted defects (no MLflow here)."""
+@dataclass(frozen=True)
+class _Fit:
+    """A fit ready to run, built alike on every rank: the data, the model and its Trainer."""
+
+    config: TrainConfig
+    samples: list[Sample]
+    datamodule: AnomalyDataModule
+    model_config: ModelConfig
+    model: L.LightningModule
+    trainer: L.Trainer
+    losses: EpochLosses
+
+
+def _prepare(config: TrainConfig, samples: list[Sample], *, logger: Any, progress: bool,
+             callbacks: Sequence[L.Callback]) -> _Fit:
+    """Data, model and Trainer; the Trainer knows the process's global rank (Lightning DDP) before the fit."""
     train_normals = [s for s in samples if s.split == "train" and s.label == 0]
     channels = config.channels or guess_channels([s.image for s in train_normals])
     model_config = resolve_options(config.model_config(channels))
     L.seed_everything(config.seed, workers=True, verbose=False)
+    # the held-out slice depends on the seed and the image paths alone: the same on every rank
     datamodule = AnomalyDataModule(samples, config.image_size, channels, batch_size=config.batch_size,
                                    val_fraction=config.val_fraction, seed=config.seed,
                                    num_workers=config.num_workers)
@@ -174,29 +236,42 @@ def _fit(config: TrainConfig, samples: list[Sample], *, logger: Any, progress: b
                          f"and val-fraction {config.val_fraction}; give at least 2 training normals")
     model = build_model(model_config)
     check_scoring_path(model, model_config)
-    losses = EpochLosses(on_epoch)
-    callbacks = [losses, *callbacks]
+    losses = EpochLosses()
+    callbacks = [losses, ValidationSchedule(validation_epochs(config.epochs)), *callbacks]
     bars = progress and sys.stdout.isatty()  # Rich bars on a terminal, one line per epoch in a log
     if progress:
-        callbacks.append(L.pytorch.callbacks.RichProgressBar() if bars else EpochLines())
+        callbacks.append(L.pytorch.callbacks.RichProgressBar() if bars else EpochLines(losses))
     with quiet(**LIGHTNING_NOISE):
         trainer = L.Trainer(
-            max_epochs=config.epochs, accelerator=config.accelerator, precision=config.precision, devices=1,
+            max_epochs=config.epochs, accelerator=config.accelerator, precision=config.precision,
+            devices=config.devices, num_nodes=config.num_nodes, strategy=config.strategy,
             logger=logger, callbacks=callbacks, enable_checkpointing=False, enable_model_summary=False,
             enable_progress_bar=bars, deterministic="warn", log_every_n_steps=1, num_sanity_val_steps=0)
+    return _Fit(config, samples, datamodule, model_config, model, trainer, losses)
+
+
+def _run(fit: _Fit, on_epoch: Callable[..., None] | None = None) -> TrainResult | None:
+    """Fit; then, on global rank 0 alone, calibrate on the whole held-out slice, save the bundle and
+    validate on painted defects (no MLflow here). Other ranks return None after the fit."""
+    config, model, model_config, trainer = fit.config, fit.model, fit.model_config, fit.trainer
+    fit.losses.on_epoch = on_epoch
+    with quiet(**LIGHTNING_NOISE):
         # Deterministic mode also fills each new tensor with NaN, a debugging aid for reads of uninitialised
         # memory that changes no result and cost 5% of a draem training step on a CPU, 29% on a GPU
         # (experiments/bench_step.py)
         torch.utils.deterministic.fill_uninitialized_memory = False
         start = time.perf_counter()
-        trainer.fit(model, datamodule)
+        trainer.fit(model, fit.datamodule)
         train_seconds = time.perf_counter() - start
+    if not trainer.is_global_zero:
+        return None
     model.eval()
-    calibration = calibrate_model(model, model_config, datamodule.val_samples, fpr=config.fpr,
+    held_out = fit.datamodule.val_samples  # all of them: the datamodule's list, not rank 0's share of its loader
+    calibration = calibrate_model(model, model_config, held_out, fpr=config.fpr,
                                   pixel_fpr=config.pixel_fpr)
     path = save_bundle(config.out, model_config, model.state_dict(), calibration)
     device = str(next(model.parameters()).device)
     detector = Detector(Bundle(model_config, model.state_dict(), calibration), device=device)
-    painted = painted_aurocs(detector, normal_batches(datamodule.val_samples, channels))  # the held-out normals
-    return TrainResult(config, path, model_config, calibration, samples, datamodule.val_samples, train_seconds,
-                       losses.history, painted)
+    painted = painted_aurocs(detector, normal_batches(held_out, model_config.channels))
+    return TrainResult(config, path, model_config, calibration, fit.samples, held_out, train_seconds,
+                       fit.losses.history, painted)

@@ -65,6 +65,8 @@ def train(config: Optional[Path] = None, option: Optional[list[str]] = None, **g
         base = TrainConfig.from_yaml(config or SAMPLE_DEMO) if config or demo else TrainConfig()
         cfg = base.replace(**given, options={**base.options, **parse_options(option)} if option else None)
         result = run_training(cfg)
+    if result is None:  # a DDP rank other than 0: it took part in the fit, rank 0 reports
+        return
     cal = result.calibration
     console.print(f"[bold green]trained[/] {cfg.model} in {result.train_seconds:.1f} s · image threshold "
                   f"{cal.image_threshold:.4g} ({cal.method}, {cal.n_images} normals, target FPR {cal.target_fpr})")
