@@ -113,15 +113,16 @@ def test_scoring_is_deterministic_and_per_image():
     assert not torch.equal(first, other_seed.anomaly_map(x))
 
 
-@pytest.mark.parametrize("residual", ["msgms", "l2"])
+@pytest.mark.parametrize("residual", ["msgms", "l2", "ssim"])
 def test_other_residuals_compare_the_same_reconstruction(residual):
-    from anomaly.scoring import l2_map, msgms_map
+    from anomaly.scoring import l2_map, msgms_map, residual_map
 
     torch.manual_seed(0)
     config = ModelConfig(**{**tiny().to_dict(), "residual": residual, "smoothing_sigma": 0.0})
     model = build_model(config).eval()
     x = sample_normals(2, SIZE)
-    expected = 1 - msgms_map(x, model(x), scales=4) if residual == "msgms" else l2_map(x, model(x))
+    expected = {"msgms": lambda: 1 - msgms_map(x, model(x), scales=4), "l2": lambda: l2_map(x, model(x)),
+                "ssim": lambda: residual_map(x, model(x), "ssim")}[residual]()
     torch.testing.assert_close(model.anomaly_map(x), expected)
 
 

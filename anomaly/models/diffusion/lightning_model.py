@@ -5,8 +5,8 @@ A training step: per image a step t drawn uniformly from [1, train_level] and no
 from the globally seeded RNG), the clean image (in [-1, 1]) noised to x_t, and the U-Net's prediction of that
 noise against it (loss.py). Scoring: the image noised to step `noise_level` with the fixed scoring noise (one
 draw of `noise_seed`, the same for every image, so a score is a function of the image alone and the loop
-exports to ONNX unrolled), denoised in `denoise_steps` DDIM steps; the map is the `--residual` of the input
-against that reconstruction ("ssim" by default; "msgms" as inpaint's), smoothed. Options: options.py.
+exports to ONNX unrolled), denoised in `denoise_steps` DDIM steps; the map is 1 - MSGMS of the input and that
+reconstruction (as inpaint's; `--residual l2|ssim|ssim+l2`: that residual instead), smoothed. Options: options.py.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class DiffusionModel(ReconstructionModel):
 
     @torch.no_grad()
     def anomaly_map(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) -> (B, 1, H, W): the residual of x against its denoised reconstruction, smoothed."""
+        """(B, C, H, W) -> (B, 1, H, W): 1 - MSGMS (or the `--residual`) of x and its denoised reconstruction, smoothed."""
         if self.config.residual != "msgms":
             return super().anomaly_map(x)
         return self.smooth(1 - msgms_map(x, self(x), scales=MSGMS_SCALES))

@@ -12,7 +12,7 @@ NOISES = ("gaussian", "pyramid")
 class DiffusionOptions:
     lightning: ClassVar[str] = "anomaly.models.diffusion.lightning_model:DiffusionModel"
     image_size: ClassVar[tuple[int, int]] = (128, 128)
-    residual: ClassVar[str] = "ssim"  # input against the denoised image; "msgms" is its own (as inpaint's)
+    residual: ClassVar[str] = "msgms"  # its own map: 1 - MSGMS of input and denoised image (as inpaint's)
     smoothing: ClassVar[dict[int, float]] = {128: 1.0, 256: 2.0}  # sigma by the input's shorter side
     epochs: ClassVar[int] = 40
 
