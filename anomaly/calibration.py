@@ -80,7 +80,7 @@ class Calibration:
     map_high: float  # ... to this value, which puts the map-maximum threshold (at `target_fpr`) in the middle
     target_fpr: float
     pixel_fpr: float
-    method: str  # "conformal" (older bundles: "quantile" or "gaussian-tail")
+    method: str  # "conformal", or "quantile" / "gaussian-tail" in bundles calibrated by those rules
     n_images: int  # n, the held-out normal images calibrated on
     f1_threshold: float | None = None  # F1-optimal threshold when labelled anomalies were seen (reported only)
     conformal_rank: int | None = None  # k: the threshold lies just above the k-th smallest of the n scores

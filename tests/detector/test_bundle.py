@@ -40,8 +40,8 @@ def test_loading_a_folder_that_is_not_a_bundle_says_what_is_missing(tmp_path):
 
 @pytest.mark.parametrize("seg_depth", [3, 4])
 def test_a_draem_bundle_that_holds_only_the_options_given_loads_as_it_was_trained(tmp_path, seg_depth):
-    """Bundles saved before options were stored resolved (2026-11-30) lack seg_depth, whose default
-    was 3 until 33bf4c4 and 4 since: each must load at the depth it was trained with and score as before."""
+    """A bundle whose config holds only the options it was given lacks seg_depth, which its weights fix
+    (3 or 4 pooling stages): each must load at the depth it was trained with and score as before."""
     torch.manual_seed(0)
     given = {"crop": 16, "seg_width": 4}
     config = ModelConfig(name="draem", image_size=(32, 32), width=4, depth=2,
