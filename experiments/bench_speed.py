@@ -13,11 +13,21 @@ the fp32 matmul peak measured in the same run (2048x2048 torch.matmul, all cores
 before and after the models; the higher is used). The torch backend is the shipped path
 (`anomaly.backends.TorchScorer`: an inference copy with BatchNorm folded, channels-last). Then the
 torch variants tried for the default model (threads, the trained module as is). Writes the `speed` section of experiments/RESULTS.md.
+
+    python -m experiments.bench_speed --tiles              # the default model at scale 1 (anomaly.tiling)
+
+With --tiles instead: the default model with `scale` 1.0 (images at their own size, scored in tiles of its
+input size overlapping by anomaly.tiling.OVERLAP), end to end through `Detector.predict_arrays` (tiling,
+scoring, stitching, regions; decoding excluded): images/s on batches of 16 512x512 images and megapixels/s on
+one 2048x2048 image, torch and onnxruntime; beside them, in the same run, the same images resized to the
+input size (no scale) and the network run once on the whole image (it is fully convolutional), the
+alternative to tiles. Writes the `speed-tiles` section.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 import warnings
 from typing import Callable
@@ -109,11 +119,57 @@ def top_ops(fn: Callable[[torch.Tensor], object], batch: torch.Tensor, n: int = 
     return [(e.key, e.self_cpu_time_total / 1000) for e in ops]
 
 
+def bench_tiles(repeats: int) -> None:
+    """The --tiles measurements (module docstring), written to the `speed-tiles` section."""
+    import numpy as np
+
+    from anomaly.bundle import Bundle
+    from anomaly.calibration import calibrate
+    from anomaly.detector import Detector
+    from anomaly.tiling import OVERLAP, pad_to_tile, tile_plan
+
+    torch.manual_seed(0)
+    config = TrainConfig(model=TrainConfig().model, scale=1.0).model_config(channels=1)
+    model = build_model(config).eval()
+    bundle = Bundle(config, model.state_dict(), calibrate(np.random.rand(20), np.random.rand(20, 8, 8)))
+    tile = "x".join(map(str, config.image_size))
+    rows = []
+    for side, batch in ((512, 16), (2048, 1)):
+        arrays = [np.random.default_rng(i).random((1, side, side), dtype=np.float32) for i in range(batch)]
+        tiles = len(tile_plan(tuple(pad_to_tile(torch.zeros(1, side, side), config.image_size).shape[-2:]),
+                              config.image_size))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            detectors = {backend: Detector(bundle, device="cpu", backend=backend) for backend in ("torch", "onnxruntime")}
+        for backend, detector in detectors.items():
+            rate = images_per_second(lambda _: detector.predict_arrays(arrays), torch.zeros(batch), repeats)
+            rows.append((f"{side}x{side}", batch, f"{tiles} tiles of {tile}, {backend}", rate, rate * side * side / 1e6))
+        resized = Detector(Bundle(dataclasses.replace(config, scale=None), model.state_dict(), bundle.calibration),
+                           device="cpu")
+        rate = images_per_second(lambda _: resized.predict_arrays(arrays), torch.zeros(batch), repeats)
+        rows.append((f"{side}x{side}", batch, f"no scale: resized to {tile} (the default), torch", rate,
+                     rate * side * side / 1e6))
+        whole = TorchScorer(model, config, torch.device("cpu"))
+        rate = images_per_second(whole, torch.rand(1, 1, side, side), repeats)
+        rows.append((f"{side}x{side}", 1, "whole image in one pass (scoring step only), torch", rate,
+                     rate * side * side / 1e6))
+        print(rows[-4:], flush=True)
+    lines = [f"{config.name} at its defaults with scale 1.0: images at their own size, tiles of {tile} overlapping by "
+             f"{OVERLAP:.0%} of a side; untrained seeded weights; best of {repeats}. End to end through "
+             "`Detector.predict_arrays` (decoding excluded) unless stated.", "",
+             "| image | batch | path | images/s | megapixels/s |", "|---|---|---|---|---|"]
+    lines += [f"| {size} | {batch} | {path} | {rate:.2f} | {mp:.2f} |" for size, batch, path, rate, mp in rows]
+    write_section("speed-tiles", "\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=",".join(OPTIONS), help="comma-separated model names")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (best is kept)")
+    parser.add_argument("--tiles", action="store_true", help="measure the default model at scale 1 instead")
     args = parser.parse_args()
+    if args.tiles:
+        return bench_tiles(args.repeats)
     peaks = [matmul_peak()]
     print(f"matmul peak {peaks[0]:.1f} GFLOP/s", flush=True)
     results = []
