@@ -20,7 +20,7 @@ from anomaly.bundle import Bundle, save_bundle
 from anomaly.calibration import Calibration, calibrate
 from anomaly.config import ModelConfig, TrainConfig
 from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, load_samples
-from anomaly.detector import Detector, TorchScorer, preprocess, score_images
+from anomaly.detector import Detector, TorchScorer, score_arrays, score_images
 from anomaly.models import build_model, options_class, resolve_options
 from anomaly.painted import normal_batches, painted_aurocs
 from anomaly.quiet import quiet
@@ -49,16 +49,16 @@ class TrainResult:
 
 
 def score_samples(model: torch.nn.Module, config: ModelConfig, samples: Sequence[Sample],
-                  batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """Image scores (N,) and maps (N, h, w) at model resolution, exactly as the Detector computes them."""
+                  batch_size: int = 16) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Image scores (N,) and maps [(h, w)] at model scale, exactly as the Detector computes them (score_arrays)."""
     scores, maps = [], []
     scorer = TorchScorer(model, config, next(model.parameters()).device)
     for i in range(0, len(samples), batch_size):
         arrays = [decode_image(s.image, config.channels) for s in samples[i:i + batch_size]]
-        batch_scores, batch_maps = scorer(preprocess(arrays, config.image_size))
-        scores.append(batch_scores.cpu().numpy())
-        maps.append(batch_maps[:, 0].cpu().numpy())
-    return np.concatenate(scores), np.concatenate(maps)
+        batch_scores, batch_maps = score_arrays(scorer, config, arrays)
+        scores.append(batch_scores)
+        maps += [m.numpy() for m in batch_maps]
+    return np.concatenate(scores), maps
 
 
 def calibrate_model(model: torch.nn.Module, config: ModelConfig, normals: Sequence[Sample], *,
@@ -230,7 +230,7 @@ def _prepare(config: TrainConfig, samples: list[Sample], *, logger: Any, progres
     # the held-out slice depends on the seed and the image paths alone: the same on every rank
     datamodule = AnomalyDataModule(samples, config.image_size, channels, batch_size=config.batch_size,
                                    val_fraction=config.val_fraction, seed=config.seed,
-                                   num_workers=config.num_workers)
+                                   num_workers=config.num_workers, scale=config.scale)
     if not datamodule.val_samples:
         raise ValueError(f"no held-out normal images to calibrate on: {len(train_normals)} training normal(s) "
                          f"and val-fraction {config.val_fraction}; give at least 2 training normals")
@@ -272,6 +272,6 @@ def _run(fit: _Fit, on_epoch: Callable[..., None] | None = None) -> TrainResult 
     path = save_bundle(config.out, model_config, model.state_dict(), calibration)
     device = str(next(model.parameters()).device)
     detector = Detector(Bundle(model_config, model.state_dict(), calibration), device=device)
-    painted = painted_aurocs(detector, normal_batches(held_out, model_config.channels))
+    painted = painted_aurocs(detector, normal_batches(held_out, model_config.channels, model_config.scale))
     return TrainResult(config, path, model_config, calibration, fit.samples, held_out, train_seconds,
                        fit.losses.history, painted)
