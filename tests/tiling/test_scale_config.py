@@ -26,3 +26,24 @@ def test_scale_travels_from_yaml_and_options_to_the_model_config(tmp_path):
     assert config.model_config(channels=1).scale == 0.5 and config.model_config(1).image_size == (64, 64)
     assert TrainConfig().replace(scale=1.0).model_config(channels=3).check().scale == 1.0
     assert ModelConfig.from_dict({**ModelConfig(scale=2).to_dict()}).scale == 2
+
+
+def test_anomaly_train_takes_scale_and_the_bundle_keeps_it(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from anomaly.cli import app
+    from tests.tiling.scaled import save_png, texture
+
+    for i in range(4):
+        save_png(texture((96, 160), i), tmp_path / f"n{i}.png")
+    args = ["train", "--model", "ae", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--scale", "0.5",
+            "--image-size", "32", "--epochs", "1", "--width", "4", "--latent-dim", "8", "--accelerator", "cpu",
+            "--no-tracking", "--val-fraction", "0.5"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["scale"] == 0.5 and config["image_size"] == [32, 32]
+    refused = CliRunner().invoke(app, [*args[:-2], "--scale", "0"])
+    assert refused.exit_code != 0 and "scale must be a finite number in (0, 8.0], got 0" in refused.output
