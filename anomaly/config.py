@@ -160,7 +160,7 @@ class TrainConfig:
     devices: int = described(1, "training processes per node, one per device (GPUs; with --accelerator cpu, CPU "
                                 "processes); > 1: Lightning DDP, docs/deploy.md")
     num_nodes: int = described(1, "machines taking part in a DDP training, each running the same command with its "
-                                  "NODE_RANK, MASTER_ADDR and MASTER_PORT set (docs/deploy.md)")
+                                  "NODE_RANK, MASTER_ADDR, MASTER_PORT and WORLD_SIZE set (docs/deploy.md)")
     strategy: str = described("auto", "auto | ddp: Lightning's distributed strategy (auto: DDP when --devices or "
                                       "--num-nodes > 1)")
     # the model's settings: ModelConfig's fields, at its defaults
