@@ -12,7 +12,9 @@ class TwoDecoderOptions:
     smoothing: ClassVar[dict[int, float]] = {256: 4.0}
     epochs: ClassVar[int] = 30
 
-    score_weights: list[float] = field(default_factory=lambda: [0.5, 0.5])  # [alpha, beta] of the map (USAD's)
+    # [alpha, beta] of the map (USAD's score). beta 0: on MTD decoder 2 collapses to a black output under
+    # USAD's adversarial schedule, so its term is the squared brightness of the input (experiments/RESULTS.md)
+    score_weights: list[float] = field(default_factory=lambda: [1.0, 0.0])
 
     def __post_init__(self) -> None:
         if len(self.score_weights) != 2 or min(self.score_weights) < 0 or sum(self.score_weights) <= 0:
