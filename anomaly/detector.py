@@ -29,7 +29,7 @@ from anomaly.config import ModelConfig
 from anomaly.data import decode_image, resize
 from anomaly.model_uri import parse_model_uri
 from anomaly.scoring import resize_map
-from anomaly.tiling import scaled_shape, score_tiled, stitch, tile_plan, pad_to_tile
+from anomaly.tiling import map_tiled, scaled_shape, score_tiled
 
 ImageSource = str | Path | bytes | np.ndarray
 
@@ -172,6 +172,11 @@ class Detector:
         from the backend (on the model's device for torch, on the CPU for onnxruntime)."""
         return self.scorer(batch)
 
+    def score_at_scale(self, images: Sequence[torch.Tensor]) -> tuple[np.ndarray, list[torch.Tensor]]:
+        """(C, h, w) images already at model scale (`to_model_scale`) of a model with a scale -> image scores (N,)
+        float64 and maps [(h, w)], tile by tile (anomaly.tiling): painted defects drawn at that scale."""
+        return score_scaled(self.scorer, self.config, images)
+
     def score_at_model_size(self, images: Sequence[ImageSource], *,
                             batch_size: int = 16) -> tuple[np.ndarray, list[np.ndarray]]:
         """Image scores (N,) float64 and anomaly maps [(h, w) float32] at model scale (`score_arrays`), as
@@ -234,16 +239,10 @@ class Detector:
                              f"needs the bundle the export was made from")
         with torch.inference_mode():
             if self.config.scale is None:
-                return list(self.model(preprocess(arrays, self.config.image_size).to(self.device)).float().cpu().numpy())
-            tile, out = self.config.image_size, []
-            for array in arrays:
-                image = to_model_scale(array, self.config)
-                padded = pad_to_tile(image, tile)
-                plan = tile_plan(tuple(padded.shape[-2:]), tile)
-                tiles = torch.stack([padded[:, y:y + tile[0], x:x + tile[1]] for y, x in plan])
-                repaired = self.model(tiles.to(self.device)).float().cpu()
-                out.append(stitch(repaired, plan, tuple(padded.shape[-2:]))[:, :image.shape[-2], :image.shape[-1]].numpy())
-            return out
+                batch = preprocess(arrays, self.config.image_size).to(self.device)
+                return list(self.model(batch).float().cpu().numpy())
+            return [map_tiled(lambda tiles: self.model(tiles.to(self.device)), to_model_scale(array, self.config),
+                              self.config.image_size).numpy() for array in arrays]
 
     def to_bundle(self, calibration: Calibration | None = None) -> Bundle:
         """This model's config and weights (on the CPU) with `calibration` (default: its own), e.g. to save

@@ -6,9 +6,10 @@ Independent of training's synthesis (anomaly/synthetic.py): anti-aliased strokes
   thin   a hairline crack: a polyline 1-2 px wide, brighter or darker by 0.1-0.3 grey levels
 Every model is validated on the same defects, painted at VALIDATION_SIZE into the held-out normals of its
 training seed (their scores resized to the model's input size, its maps back); a model with a scale
-(anomaly.tiling) has them painted at its scaled images' own sizes and scores them tile by tile, as it predicts. On MTD, `drawn` ranks trained
-models like the test split's pixel AUROC does and `thin` follows its cracks (experiments/RESULTS.md, "Which
-validation tracks the test split"); the benchmarks choose settings on them, and training logs them.
+(anomaly.tiling) has them painted at its scaled images' own sizes and scores them tile by tile, as it predicts.
+On MTD, `drawn` ranks trained models like the test split's pixel AUROC does and `thin` follows its cracks
+(experiments/RESULTS.md, "Which validation tracks the test split"); the benchmarks choose settings on them, and
+training logs them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from anomaly.config import TrainConfig
 from anomaly.data import AnomalyDataModule, ImageDataset, Sample, resize
-from anomaly.detector import Detector, score_scaled
+from anomaly.detector import Detector
 from anomaly.metrics import image_auroc, pixel_auroc
 from anomaly.scoring import resize_map
 VALIDATION_SEED = 20211011  # draw k of a recipe is seeded VALIDATION_SEED + k
@@ -142,7 +143,7 @@ def recipe_aurocs(detector: Detector, normals: DataLoader, recipe: Recipe, draw:
             scores.append(batch_scores.float().cpu().numpy())
             maps += list(resize_map(batch_maps.float().cpu(), tuple(damaged.shape[-2:]))[:, 0].numpy())
         else:  # already at model scale
-            batch_scores, batch_maps = score_scaled(detector.scorer, config, list(damaged))
+            batch_scores, batch_maps = detector.score_at_scale(list(damaged))
             scores.append(batch_scores)
             maps += [m.numpy() for m in batch_maps]
         masks += list(mask[:, 0].numpy() > 0)

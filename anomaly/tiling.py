@@ -108,27 +108,44 @@ def random_tile(image: Tensor, tile: tuple[int, int], generator: torch.Generator
     return image[:, y:y + th, x:x + tw]
 
 
+def cut(image: Tensor, tile: tuple[int, int],
+        overlap: float = OVERLAP) -> tuple[Tensor, list[tuple[int, int]], tuple[int, int]]:
+    """(C, H, W) image -> its tiles (T, C, h, w) (`pad_to_tile`, then `tile_plan`), their corners and the padded
+    (H', W') to `stitch` them back into (then cropped to (H, W))."""
+    padded = pad_to_tile(image, tile)
+    shape = tuple(padded.shape[-2:])
+    plan = tile_plan(shape, tile, overlap)
+    return torch.stack([padded[:, y:y + tile[0], x:x + tile[1]] for y, x in plan]), plan, shape
+
+
+def map_tiled(fn: Callable[[Tensor], Tensor], image: Tensor, tile: tuple[int, int], *, overlap: float = OVERLAP,
+              tile_batch: int = TILE_BATCH) -> Tensor:
+    """(C, H, W) image -> fn's (T, K, h, w) output on its tiles stitched into (K, H, W) (e.g. a reconstruction)."""
+    tiles, plan, shape = cut(image, tile, overlap)
+    out = torch.cat([fn(tiles[i:i + tile_batch]).float().cpu() for i in range(0, len(tiles), tile_batch)])
+    return stitch(out, plan, shape, window(tile, overlap))[:, :image.shape[-2], :image.shape[-1]]
+
+
 def score_tiled(scorer: Scorer, images: Sequence[Tensor], tile: tuple[int, int], *, reduction: str, topk: float,
                 overlap: float = OVERLAP, tile_batch: int = TILE_BATCH) -> tuple[Tensor, list[Tensor]]:
     """(C, H_i, W_i) images at model scale -> image scores (N,) and maps [(H_i, W_i)], each stitched from its
     tiles. An image's score is `reduction` of its whole map plus the largest per-tile term a model adds to its
     map's reduction (ganomaly's latent error; zero for the others). Tiles of all images run together in
     batches of `tile_batch`."""
-    padded = [pad_to_tile(image, tile) for image in images]
-    plans = [tile_plan(tuple(image.shape[-2:]), tile, overlap) for image in padded]
-    crops = [image[:, y:y + tile[0], x:x + tile[1]] for image, plan in zip(padded, plans) for y, x in plan]
+    tiles, plans, shapes = zip(*(cut(image, tile, overlap) for image in images))
+    crops = torch.cat(tiles)
     scores, maps = [], []
     for i in range(0, len(crops), tile_batch):
-        batch_scores, batch_maps = scorer(torch.stack(crops[i:i + tile_batch]))
+        batch_scores, batch_maps = scorer(crops[i:i + tile_batch])
         scores.append(batch_scores.float().cpu())
         maps.append(batch_maps.float().cpu())
     tile_scores, tile_maps = torch.cat(scores), torch.cat(maps)
     extra = tile_scores - image_scores(tile_maps, reduction, topk)
     out_scores, out_maps, start = [], [], 0
     weights = window(tile, overlap)
-    for image, pad, plan in zip(images, padded, plans):
+    for image, plan, shape in zip(images, plans, shapes):
         part = slice(start, start + len(plan))
-        full = stitch(tile_maps[part], plan, tuple(pad.shape[-2:]), weights)[:, :image.shape[-2], :image.shape[-1]]
+        full = stitch(tile_maps[part], plan, shape, weights)[:, :image.shape[-2], :image.shape[-1]]
         out_scores.append(image_scores(full[None], reduction, topk)[0] + extra[part].max())
         out_maps.append(full[0])
         start += len(plan)

@@ -140,10 +140,12 @@ def bench_tiles(repeats: int) -> None:
                               config.image_size))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            detectors = {backend: Detector(bundle, device="cpu", backend=backend) for backend in ("torch", "onnxruntime")}
+            detectors = {backend: Detector(bundle, device="cpu", backend=backend)
+                         for backend in ("torch", "onnxruntime")}
         for backend, detector in detectors.items():
             rate = images_per_second(lambda _: detector.predict_arrays(arrays), torch.zeros(batch), repeats)
-            rows.append((f"{side}x{side}", batch, f"{tiles} tiles of {tile}, {backend}", rate, rate * side * side / 1e6))
+            rows.append((f"{side}x{side}", batch, f"{tiles} tiles of {tile}, {backend}", rate,
+                         rate * side * side / 1e6))
         resized = Detector(Bundle(dataclasses.replace(config, scale=None), model.state_dict(), bundle.calibration),
                            device="cpu")
         rate = images_per_second(lambda _: resized.predict_arrays(arrays), torch.zeros(batch), repeats)

@@ -21,7 +21,8 @@ class AnomalyDataModule(L.LightningDataModule):
     least 1 when ``n >= 2`` and ``val_fraction > 0``, at most ``n - 1``. It depends only on
     ``seed`` and the set of image paths (samples are sorted by path first), never on the input
     order. With ``scale`` (anomaly.tiling) images are resized by that factor keeping their aspect and
-    batches hold ``image_size`` tiles: random ones for training, fixed ones for validation. ``train_samples`` / ``val_samples`` / ``test_samples`` are ready after ``__init__``.
+    batches hold ``image_size`` tiles: random ones for training, fixed ones for validation.
+    ``train_samples`` / ``val_samples`` / ``test_samples`` are ready after ``__init__``.
 
     Files are checked twice before training: ``__init__`` reads every train/val header
     (missing, not an image, too large), and ``setup`` decodes every train/val image once

@@ -3,6 +3,7 @@ a 500x1250 image at its own size; its calibration and painted validation score t
 
 import numpy as np
 import pytest
+import torch
 
 from anomaly.calibration import calibrate
 from anomaly.detector import Detector
@@ -47,6 +48,17 @@ def test_a_500x1250_image_is_mapped_at_its_size_and_never_squashed(detector):
     [turned] = detector.predict_arrays([np.ascontiguousarray(image.T)[None]])
     assert turned.anomaly_map.shape == (1250, 500)
     assert np.unravel_index(turned.anomaly_map.argmax(), (1250, 500)) == (x, y)
+
+
+def test_the_reconstruction_is_stitched_at_the_scaled_size_too(detector):
+    image = texture((500, 1250), 7)
+    [repaired] = detector.reconstruct([image[None]])
+    assert repaired.shape == (1, 500, 1250)
+    assert np.isfinite(repaired).all()
+    one_tile = texture(TILE, 8)[None]  # exactly one tile: the network's own output
+    with torch.inference_mode():
+        direct = detector.model(torch.from_numpy(one_tile)[None])[0].numpy()
+    np.testing.assert_allclose(detector.reconstruct([one_tile])[0], direct, atol=1e-6)
 
 
 def test_images_smaller_than_a_tile_are_padded_not_stretched(detector):
