@@ -207,6 +207,13 @@ def train(config: TrainConfig, *, logger: Any = False, progress: bool = True,
         return log_training(config, result, run_id=run_id, experiment=experiment, fingerprint=fingerprint)
 
 
+def _strategy(config: TrainConfig) -> str:
+    """"ddp" for more than one process, whatever `config.strategy`: Lightning's "auto" would pick a forking
+    strategy in a notebook, whose ranks' callbacks (losses, MLflow) run in processes that then vanish;
+    "ddp" refuses a notebook with Lightning's own error instead."""
+    return "ddp" if config.devices > 1 or config.num_nodes > 1 else config.strategy
+
+
 @dataclass(frozen=True)
 class _Fit:
     """A fit ready to run, built alike on every rank: the data, the model and its Trainer."""
@@ -244,7 +251,7 @@ def _prepare(config: TrainConfig, samples: list[Sample], *, logger: Any, progres
     with quiet(**LIGHTNING_NOISE):
         trainer = L.Trainer(
             max_epochs=config.epochs, accelerator=config.accelerator, precision=config.precision,
-            devices=config.devices, num_nodes=config.num_nodes, strategy=config.strategy,
+            devices=config.devices, num_nodes=config.num_nodes, strategy=_strategy(config),
             logger=logger, callbacks=callbacks, enable_checkpointing=False, enable_model_summary=False,
             enable_progress_bar=bars, deterministic="warn", log_every_n_steps=1, num_sanity_val_steps=0)
     return _Fit(config, samples, datamodule, model_config, model, trainer, losses)

@@ -94,3 +94,11 @@ def test_two_processes_train_like_one_and_rank_0_alone_calibrates_logs_and_write
           f"{single.calibration.image_threshold:.7g}, pixel threshold {c.pixel_threshold:.7g} vs "
           f"{single.calibration.pixel_threshold:.7g}; wall time {ddp_seconds:.1f} s (the whole command, MLflow "
           f"included) vs {single_seconds:.1f} s (train(), no MLflow)")
+
+
+@pytest.mark.parametrize("field, value, message", [("strategy", "ddp_spawn", "strategy must be one of"),
+                                                   ("devices", 0, "devices must be >= 1"),
+                                                   ("num_nodes", 0, "num-nodes must be >= 1")])
+def test_distributed_options_are_checked_before_training(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value})
