@@ -3,9 +3,10 @@
 Metrics: `train/*` per epoch and `val/*` at the epochs that validate (the training loop, anomaly.training),
 `calibration/*` (thresholds, the threshold's guarantee and normal-score statistics), `painted/*` (image and
 pixel AUROC on defects painted into the held-out normals, anomaly.painted), `test/*` (image/pixel AUROC, AUPRO,
-F1; `test/<defect>/*` per defect). Artifacts: `calibration.json`, `evaluation.json`, `plots/score_histogram.png`, `plots/roc.png`,
-`plots/examples.png` (input / reconstruction / heatmap of the highest-scoring normal and anomalous
-test images), `examples/*.png` (the heatmap overlays alone) and the pyfunc model `model/`.
+F1; `test/<defect>/*` per defect). Artifacts: `calibration.json`, `evaluation.json`,
+`plots/score_histogram.png`, `plots/roc.png`, `plots/examples.png` (input / reconstruction / heatmap of the
+highest-scoring normal and anomalous test images), `examples/*.png` (the heatmap overlays alone) and the
+pyfunc model `model/`.
 A re-calibration run (`log_recalibration`): `calibration/*`, `previous/*` thresholds, the new normals'
 score histogram, `calibration.json` and the registered model.
 """
