@@ -7,6 +7,7 @@ import torch
 
 from anomaly.calibration import calibrate
 from anomaly.detector import Detector
+from anomaly.tiling import OVERLAP, cut, stitch, window
 from tests.tiling.scaled import TILE, texture, train_scaled
 
 
@@ -80,3 +81,27 @@ def test_calibration_scores_the_held_out_normals_as_prediction_does(scaled, dete
 def test_painted_validation_paints_at_the_scaled_size(scaled):
     assert set(scaled.painted_aurocs) >= {"drawn_image_auroc", "drawn_pixel_auroc"}
     assert all(0 <= v <= 1 for v in scaled.painted_aurocs.values())
+
+
+def seam_ratio(detector, image, weights=None, overlap=OVERLAP) -> float:
+    """Mean horizontal step of the stitched map across tile edges over the mean step elsewhere (1: no seam)."""
+    tile = detector.config.image_size
+    tiles, plan, shape = cut(torch.from_numpy(image), tile, overlap)
+    _, maps = detector.score_batch(tiles)
+    amap = stitch(maps.float(), plan, shape, weights if weights is not None else window(tile, overlap))[0].numpy()
+    steps = np.abs(np.diff(amap, axis=1))
+    at_edge = np.zeros(steps.shape[1], bool)
+    for _, x in plan:
+        at_edge[[e - 1 for e in (x, x + tile[1]) if 0 < e < shape[1]]] = True
+    return float(steps[:, at_edge].mean() / steps[:, ~at_edge].mean())
+
+
+def test_the_window_hides_the_seams_that_plain_averaging_and_no_overlap_leave(detector):
+    """On a 512x512 normal texture the map's step across tile edges is 1.6x its typical step with the window at
+    25% overlap, 7.7x with a plain average, 32x without overlap (at 1024x1024: 2.1x, 10.6x, 32x; at 12.5% and 50%
+    overlap 2.9x and 2.2x, the latter with 2.2x the tiles)."""
+    image = texture((512, 512), 123)[None]
+    windowed = seam_ratio(detector, image)
+    plain = seam_ratio(detector, image, weights=torch.ones(TILE))
+    no_overlap = seam_ratio(detector, image, overlap=0.0)
+    assert windowed < 3 and plain > 2 * windowed and no_overlap > 4 * windowed
