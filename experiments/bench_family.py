@@ -20,7 +20,7 @@ from pathlib import Path
 from experiments.common import (SUITE, dataset_path, fmt, markdown_table, provenance, train_and_evaluate,
                                 write_section)
 
-EPOCHS = {"ae": None, "ssim-ae": None, "vae": None, "dae": 30, "inpaint": 8, "twodec": 9, "ganomaly": 14}
+EPOCHS = {"ae": None, "ssim-ae": None, "vae": None, "dae": 30, "inpaint": 8, "twodec": 9, "ganomaly": 14, "diffusion": 12}
 REFERENCES = ("Published: GANomaly 76.6 image AUROC on MTD (../shared/data/README.md); RIAD 91.7 image / "
               "94.2 pixel AUROC on MVTec AD (Zavrtanik et al. 2021), not measured on MTD.")
 HEADER = ["model", "epochs", "image AUROC", "pixel AUROC", "AUPRO@0.3", "F1@thr", "train min", "img/s end to end",

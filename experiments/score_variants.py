@@ -8,7 +8,9 @@ Each --variant is a JSON object of ModelConfig fields over the bundle's (its "op
 options), e.g. `{"score_reduction": "topk"}` or twodec's `{"options": {"score_weights": [1, 0]}}`. The held-out
 normals are those of a run trained with --seed and --val-fraction (the training defaults). One line per variant:
 painted image / pixel AUROC of the drawn and thin recipes (anomaly.painted), and with --test the test split's image
-AUROC, pixel AUROC, AUPRO and the mean image score of its normal and of its defective images.
+AUROC, pixel AUROC, AUPRO, the mean image score of its normal and of its defective images, per defect image
+AUROC, images/s end to end (decoding, scoring, maps at full size) and the Pearson correlation of the image score
+with the image's mean brightness over the test images (a score that tracks brightness, not defects, shows here).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 
 from anomaly.bundle import load_bundle
 from anomaly.config import ModelConfig
-from anomaly.data import load_samples
+from anomaly.data import decode_image, load_samples
 from anomaly.detector import Detector
 from anomaly.evaluation import evaluate
 from anomaly.painted import painted_validation
@@ -47,6 +49,7 @@ def main() -> None:
     bundle = load_bundle(args.bundle)
     samples = load_samples(str(dataset_path(args.data)))
     test = [s for s in samples if s.split == "test"]
+    brightness = np.array([decode_image(s.image, bundle.config.channels).mean() for s in test]) if args.test else None
     for variant in args.variant or [{}]:
         config = variant_config(bundle.config, variant)
         detector = Detector(dataclasses.replace(bundle, config=config), device="cpu")
@@ -60,7 +63,9 @@ def main() -> None:
             scores = np.array([p.score for p in predictions])
             line += (f"; test image {report.image_auroc:.3f}, pixel {report.pixel_auroc:.3f}, AUPRO {report.aupro:.3f}"
                      f", mean score normal {scores[labels == 0].mean():.4g} / defective {scores[labels == 1].mean():.4g}"
-                     f", per defect " + ", ".join(f"{d} {m['image_auroc']:.3f}" for d, m in report.per_defect.items()))
+                     f", per defect " + ", ".join(f"{d} {m['image_auroc']:.3f}" for d, m in report.per_defect.items())
+                     + f", {report.images_per_second:.1f} images/s end to end"
+                     + f", r(score, brightness) {np.corrcoef(scores, brightness)[0, 1]:.2f}")
         print(line, flush=True)
 
 
