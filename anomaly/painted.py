@@ -33,6 +33,7 @@ VALIDATION_BATCH = 16  # images painted per batch, whatever the training batch s
 VALIDATION_SIZE = (256, 256)  # defects are painted at this size whatever a model's input size
 DRAWS = 5  # of each recipe, averaged
 MAX_IMAGES = 512  # of the held-out normals, the first (the pixels of all are ranked together: ~160 MB at 512)
+MAX_PIXELS = MAX_IMAGES * VALIDATION_SIZE[0] * VALIDATION_SIZE[1]  # at a scale: the first images up to as many pixels
 DRAWN_KINDS = ("scratch", "stain", "hole")
 
 Mark = Callable[[tuple[int, int], np.random.Generator, tuple[float, float]], tuple[np.ndarray, np.ndarray]]
@@ -130,13 +131,16 @@ def held_out_normals(samples: Sequence[Sample], channels: int, seed: int,
 @torch.no_grad()
 def recipe_aurocs(detector: Detector, normals: DataLoader, recipe: Recipe, draw: int) -> tuple[float, float]:
     """(image AUROC, pixel AUROC) of the detector's scores and maps on draw `draw` of `recipe` over the batches
-    of `normals` (the first MAX_IMAGES), resized to its input size and its maps back; NaN for a draw without
-    both a clean and a damaged image."""
+    of `normals` (the first MAX_IMAGES; at a scale, the first up to MAX_PIXELS painted pixels), resized to its
+    input size and its maps back; NaN for a draw without both a clean and a damaged image."""
     generator = torch.Generator().manual_seed(VALIDATION_SEED + draw)
     rng = np.random.default_rng(VALIDATION_SEED + draw)
     scores, maps, masks = [], [], []
-    config = detector.config
+    config, pixels = detector.config, 0
     for batch in islice(normals, math.ceil(MAX_IMAGES / normals.batch_size)):
+        if pixels >= MAX_PIXELS:
+            break
+        pixels += batch["image"][:, 0].numel()
         damaged, mask = recipe(batch["image"], generator, rng)
         if config.scale is None:
             batch_scores, batch_maps = detector.score_batch(resize(damaged, config.image_size))

@@ -105,3 +105,21 @@ def test_the_window_hides_the_seams_that_plain_averaging_and_no_overlap_leave(de
     plain = seam_ratio(detector, image, weights=torch.ones(TILE))
     no_overlap = seam_ratio(detector, image, overlap=0.0)
     assert windowed < 3 and plain > 2 * windowed and no_overlap > 4 * windowed
+
+
+def test_painted_validation_at_a_scale_paints_the_first_images_up_to_its_pixel_budget(detector, tmp_path,
+                                                                                       monkeypatch):
+    from anomaly import painted
+    from anomaly.data import Sample
+    from tests.tiling.scaled import save_png
+
+    samples = [Sample(save_png(texture((100, 300), i), tmp_path / f"{i}.png"), None, 0, "good", "train")
+               for i in range(5)]
+    normals = painted.normal_batches(samples, 1, detector.config.scale)
+    assert [tuple(b["image"].shape) for b in normals] == [(1, 1, 100, 300)] * 5  # own size, one per batch
+    seen = []
+    monkeypatch.setattr(detector, "score_at_scale", lambda images: (seen.append(len(images)), Detector.score_at_scale(
+        detector, images))[1])
+    monkeypatch.setattr(painted, "MAX_PIXELS", 3 * 100 * 300 - 1)
+    painted.recipe_aurocs(detector, normals, painted.RECIPES["drawn"], 0)
+    assert seen == [1, 1, 1]
