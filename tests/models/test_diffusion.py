@@ -7,6 +7,7 @@ Tiny sizes throughout (32x48, width 4): the behaviour, not the quality, is under
 from __future__ import annotations
 
 import contextlib
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -166,7 +167,9 @@ def test_trains_and_scores_through_cli_bundle_mlflow_export_audit_and_service(tm
     audit = tmp_path / "audit"
     subprocess.run([sys.executable, "-m", "anomaly", "audit", *test, "--model", str(out), "--out", str(audit),
                     "--no-progress"], check=True, capture_output=True, text=True)
-    assert (audit / "results.csv").exists()
+    with open(audit / "results.csv") as f:
+        audited = {Path(row["path"]).name: float(row["score"]) for row in csv.DictReader(f)}
+    assert [audited[Path(p).name] for p in test] == pytest.approx(expected, rel=1e-6)
 
     from tests.service.conftest import LIMITS, start
     from service.config import Settings
