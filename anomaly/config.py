@@ -168,7 +168,7 @@ class TrainConfig:
     depth: int = described(ModelConfig.depth, "number of stride-2 stages")
     latent_dim: int = described(ModelConfig.latent_dim, "size of the bottleneck code")
     beta: float = described(ModelConfig.beta, "KL weight (vae)")
-    residual: str = described(ModelConfig.residual, "anomaly map: l2 | ssim | ssim+l2 (inpaint also msgms; draem "
+    residual: str = described(ModelConfig.residual, "anomaly map: l2 | ssim | ssim+l2 (inpaint and diffusion also msgms; draem "
                                                     "segmentation, or another for its repair net alone) (default: "
                                                     "the model's, docs/models.md)")
     smoothing_sigma: float | None = described(ModelConfig.smoothing_sigma, "Gaussian smoothing of the map in model "
