@@ -92,6 +92,7 @@ def build_router(settings: Settings) -> APIRouter:
             f1_threshold=calibration.f1_threshold, threshold_method=calibration.method,
             target_fpr=calibration.target_fpr, fpr_bound=calibration.fpr_bound, guarantee=calibration.guarantee(),
             input_size=tuple(detector.config.image_size),
+            scale=detector.config.scale,
             channels=detector.config.channels, device=str(detector.device), loaded_at=service.loaded_at,
             ready=service.ready, last_reload=service.last_reload)
 

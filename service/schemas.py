@@ -80,7 +80,10 @@ class ModelPublic(ModelRefPublic):
     fpr_bound: float | None = Field(None, description="false-alarm rate guaranteed for a new normal image "
                                     "(split conformal); null when the calibration records none")
     guarantee: str = Field(description="the promise the image threshold rests on, in words")
-    input_size: tuple[int, int] = Field(description="(height, width) the network sees")
+    input_size: tuple[int, int] = Field(description="(height, width) the network sees: the whole image resized "
+                                        "to it, or with a scale its tiles")
+    scale: float | None = Field(None, description="factor each image is resized by, keeping its aspect, before "
+                                "tiled scoring (1 = its own size); null: resized to input_size")
     channels: int
     device: str
     loaded_at: float

@@ -69,7 +69,7 @@ def test_heatmap_endpoint_returns_the_calibrated_overlay_png(client, bundle):
 def test_model_health_and_ready(client, bundle):
     model = client.get("/v1/model").json()
     assert model["uri"] == str(bundle) and model["architecture"] == "ssim-ae"
-    assert model["input_size"] == [64, 64] and model["channels"] == 1 and model["ready"] is True
+    assert model["input_size"] == [64, 64] and model["scale"] is None and model["channels"] == 1 and model["ready"] is True
     assert model["image_threshold"] > 0 and model["pixel_threshold"] > 0
     calibration = Detector.load(bundle).calibration
     assert model["threshold_method"] == "conformal" and model["fpr_bound"] == calibration.fpr_bound

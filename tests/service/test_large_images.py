@@ -30,6 +30,7 @@ def scaled_server(tmp_path_factory):
 def test_a_500x1250_image_is_mapped_at_its_own_size_over_http(scaled_server):
     live, bundle, png = scaled_server
     with httpx.Client(base_url=live.url, timeout=60) as client:
+        assert client.get("/v1/model").json()["scale"] == Detector.load(bundle).config.scale == 1.0
         response = client.post("/v1/predict", params={"heatmap": "raw"},
                                files=[("files", (png.name, png.read_bytes(), "image/png"))])
     assert response.status_code == 200, response.text
