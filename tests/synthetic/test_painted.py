@@ -52,7 +52,7 @@ def scorer(maps_of):
     def score_batch(batch):
         maps = maps_of(batch)
         return maps.flatten(1).mean(1), maps
-    return SimpleNamespace(config=SimpleNamespace(image_size=(256, 256), channels=1), score_batch=score_batch)
+    return SimpleNamespace(config=SimpleNamespace(image_size=(256, 256), channels=1, scale=None), score_batch=score_batch)
 
 
 def test_an_oracle_scores_one_and_noise_scores_a_half(flat_normals):
