@@ -143,7 +143,9 @@ def tracking_server(postgres: str, tmp_path_factory) -> Iterator[SimpleNamespace
         wait_until(lambda: answers(url + "/health"), "mlflow server", server, log, 240)
         STEPS["mlflow server: start on postgres (tables created)"] = time.monotonic() - started
         env = {**os.environ, "MLFLOW_TRACKING_URI": url}
-        with pytest.MonkeyPatch.context() as patch:  # in-process clients (MlflowClient) too
+        # clients built in-process name the registry too: mlflow.set_registry_uri (anomaly.tracking.client, run
+        # in-process by earlier tests) is a module global that a client without registry_uri would use
+        with pytest.MonkeyPatch.context() as patch:
             patch.setenv("MLFLOW_TRACKING_URI", url)
             yield SimpleNamespace(url=url, artifacts=artifacts, home=home, env=env, postgres=postgres, log=log)
     finally:

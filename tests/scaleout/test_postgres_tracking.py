@@ -34,7 +34,7 @@ def predict(url: str) -> dict:
 def test_train_register_promote_serve_calibrate_audit_on_postgres(tracking_server, registered, tmp_path):
     from mlflow import MlflowClient
 
-    client, name, db = MlflowClient(tracking_server.url), registered.name, tracking_server.postgres
+    client, name, db = MlflowClient(tracking_server.url, registry_uri=tracking_server.url), registered.name, tracking_server.postgres
     aliases = f"select alias, version from registered_model_aliases where name = '{name}'"
 
     # train registered version 1 as the first champion (other tests here may have added versions since):

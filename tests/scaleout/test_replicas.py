@@ -50,7 +50,7 @@ class Traffic(threading.Thread):
 def test_two_replicas_follow_a_promotion_without_a_failed_request(tracking_server, registered, tmp_path):
     from mlflow import MlflowClient
 
-    client, name = MlflowClient(tracking_server.url), registered.name
+    client, name = MlflowClient(tracking_server.url, registry_uri=tracking_server.url), registered.name
     old = client.get_model_version_by_alias(name, "champion").version
     # a new version, registered but not promoted: the same model calibrated at another false-alarm rate
     anomaly("calibrate", "--model", f"models:/{name}@champion", "--data", str(NORMALS), "--fpr", "0.3",
