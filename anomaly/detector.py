@@ -21,7 +21,6 @@ import torch
 from skimage.measure import label, regionprops
 
 from anomaly.backends import OnnxScorer, TorchScorer, check_backend, check_graph, onnx_bytes
-from anomaly.backends import score_images as score_images  # the scoring step, importable from here too
 from anomaly.bundle import (ONNX, WEIGHTS, Bundle, is_export, load_bundle, load_export, naming, save_bundle,
                             save_export)
 from anomaly.calibration import Calibration
@@ -76,6 +75,21 @@ def score_arrays(scorer: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tens
         scores, maps = scorer(preprocess(arrays, config.image_size))
         return scores.cpu().numpy().astype(np.float64), list(maps[:, 0].float().cpu())
     return score_scaled(scorer, config, [to_model_scale(a, config) for a in arrays])
+
+
+def score_in_batches(scorer: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], config: ModelConfig,
+                     decode: Callable[[Any], np.ndarray], sources: Sequence[Any],
+                     batch_size: int = 16) -> tuple[np.ndarray, list[np.ndarray]]:
+    """`score_arrays` over `sources` decoded `batch_size` at a time -> image scores (N,) float64 and maps
+    [(h, w) float32] at model scale, as calibration uses them; ValueError when there is nothing to score."""
+    scores, maps = [], []
+    for i in range(0, len(sources), batch_size):
+        batch_scores, batch_maps = score_arrays(scorer, config, [decode(s) for s in sources[i:i + batch_size]])
+        scores.append(batch_scores)
+        maps += [m.numpy() for m in batch_maps]
+    if not scores:
+        raise ValueError("no images to score")
+    return np.concatenate(scores), maps
 
 
 def score_scaled(scorer: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], config: ModelConfig,
@@ -181,15 +195,7 @@ class Detector:
                             batch_size: int = 16) -> tuple[np.ndarray, list[np.ndarray]]:
         """Image scores (N,) float64 and anomaly maps [(h, w) float32] at model scale (`score_arrays`), as
         calibration uses them (anomaly.calibration.calibrate)."""
-        scores, maps = [], []
-        for i in range(0, len(images), batch_size):
-            batch_scores, batch_maps = score_arrays(self.scorer, self.config,
-                                                    [self.decode(image) for image in images[i:i + batch_size]])
-            scores.append(batch_scores)
-            maps += [m.numpy() for m in batch_maps]
-        if not scores:
-            raise ValueError("no images to score")
-        return np.concatenate(scores), maps
+        return score_in_batches(self.scorer, self.config, self.decode, images, batch_size)
 
     def decode(self, source: ImageSource, name: str | None = None) -> np.ndarray:
         """Any supported image (path, encoded bytes or a (C, H, W) float array) -> (C, H, W) float32 in [0, 1]

@@ -16,11 +16,12 @@ import lightning as L
 import numpy as np
 import torch
 
+from anomaly.backends import TorchScorer, score_images
 from anomaly.bundle import Bundle, save_bundle
 from anomaly.calibration import Calibration, calibrate
 from anomaly.config import ModelConfig, TrainConfig
 from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, load_samples
-from anomaly.detector import Detector, TorchScorer, score_arrays, score_images
+from anomaly.detector import Detector, score_in_batches
 from anomaly.models import build_model, options_class, resolve_options
 from anomaly.painted import normal_batches, painted_aurocs
 from anomaly.quiet import quiet
@@ -51,14 +52,8 @@ class TrainResult:
 def score_samples(model: torch.nn.Module, config: ModelConfig, samples: Sequence[Sample],
                   batch_size: int = 16) -> tuple[np.ndarray, list[np.ndarray]]:
     """Image scores (N,) and maps [(h, w)] at model scale, exactly as the Detector computes them (score_arrays)."""
-    scores, maps = [], []
     scorer = TorchScorer(model, config, next(model.parameters()).device)
-    for i in range(0, len(samples), batch_size):
-        arrays = [decode_image(s.image, config.channels) for s in samples[i:i + batch_size]]
-        batch_scores, batch_maps = score_arrays(scorer, config, arrays)
-        scores.append(batch_scores)
-        maps += [m.numpy() for m in batch_maps]
-    return np.concatenate(scores), maps
+    return score_in_batches(scorer, config, lambda s: decode_image(s.image, config.channels), samples, batch_size)
 
 
 def calibrate_model(model: torch.nn.Module, config: ModelConfig, normals: Sequence[Sample], *,

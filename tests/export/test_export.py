@@ -14,7 +14,8 @@ from anomaly.bundle import CALIBRATION, CONFIG, Bundle
 from anomaly.calibration import calibrate
 from anomaly.config import TrainConfig
 from anomaly.data import decode_image, load_samples
-from anomaly.detector import Detector, preprocess, score_images
+from anomaly.backends import score_images
+from anomaly.detector import Detector, preprocess
 from anomaly.export import EXPORT_INFO, ONNX, export_onnx
 from anomaly.models import OPTIONS, build_model
 from anomaly.training import SAMPLE_MANIFEST

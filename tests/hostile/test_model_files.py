@@ -20,7 +20,8 @@ from anomaly.bundle import CALIBRATION, CONFIG, WEIGHTS, save_bundle
 from anomaly.calibration import calibrate
 from anomaly.config import ModelConfig, TrainConfig
 from anomaly.data import decode_image, resize
-from anomaly.detector import Detector, score_images
+from anomaly.backends import score_images
+from anomaly.detector import Detector
 from anomaly.models import build_model
 
 NAN, INF = math.nan, math.inf

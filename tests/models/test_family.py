@@ -16,7 +16,8 @@ from torch.utils.data import DataLoader
 from anomaly.bundle import load_bundle
 from anomaly.config import ModelConfig, TrainConfig
 from anomaly.data import decode_image
-from anomaly.detector import Detector, TorchScorer, preprocess, score_images
+from anomaly.backends import TorchScorer, score_images
+from anomaly.detector import Detector, preprocess
 from anomaly.models import OPTIONS, build_model
 from anomaly.training import train
 from tests.conftest import sample_normals, sample_subset

@@ -17,11 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pytest
 import yaml
 
+from anomaly import tracking
 from anomaly.bundle import load_bundle
 from anomaly.calibration import calibrate
 from anomaly.config import TrainConfig
@@ -81,7 +81,7 @@ def test_two_processes_train_like_one_and_rank_0_alone_calibrates_logs_and_write
         assert getattr(c, key) == pytest.approx(getattr(single.calibration, key), **TOLERANCE), key
 
     # one MLflow run, with one value per epoch; one registered version
-    client = mlflow.MlflowClient()
+    client = tracking.client()  # the store the subprocess logged to (MLFLOW_TRACKING_URI), not mlflow's global
     [run] = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
     for key in ("train/loss", "val/loss", "val/ssim"):
         history = client.get_metric_history(run.info.run_id, key)

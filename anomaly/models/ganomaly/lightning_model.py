@@ -7,7 +7,7 @@ forward(x) is the reconstruction x_hat.
 Scoring: the map is the base's `--residual` map of x and x_hat (default "l2"), smoothed, so the
 heatmap shows where the reconstruction disagrees. The paper's score is the latent consistency
 ||G_E(x) - E(x_hat)||^2; here it enters the image score through `image_score_bias`, which
-`anomaly.detector.score_images` adds to the map's reduction:
+`anomaly.backends.score_images` adds to the map's reduction:
 
     score = reduce(map) + latent_weight * mean((z - z_hat)^2)
 
