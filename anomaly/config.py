@@ -36,6 +36,7 @@ REDUCTIONS = ("max", "topk")
 MAX_SIDE, MAX_PIXELS = 4096, 1024 * 1024
 MAX_SMOOTHING = 64
 MAX_SCALE = 8.0
+MAX_TIME_BUDGET = 7 * 24 * 60.0  # minutes: a week
 CAPS = {"width": 512, "depth": 8, "latent_dim": 8192}
 
 
@@ -151,6 +152,9 @@ class TrainConfig:
                                           "unset: every image resized to --image-size (docs/models.md)")
     channels: int = described(0, "1 or 3; 0 guesses from the data (1 for grey images, else 3)")
     epochs: int = described(0, "0: the model's default (docs/models.md)")
+    time_budget: float = described(20.0, "minutes the fit may take: when the epochs would take longer (timed after "
+                                         "every epoch), fewer are trained and the learning-rate schedule fits them; "
+                                         "0: no limit")
     batch_size: int = described(16, "images per training step (per process with --devices or --num-nodes > 1)")
     seed: int = described(0, "random seed: weights, held-out normals, augmentations")
     accelerator: str = described("auto", "auto | cpu | gpu")
@@ -195,6 +199,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not 0 < value < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be in (0, 1), got {value}")
+        if not 0 <= self.time_budget <= MAX_TIME_BUDGET:
+            raise ValueError(f"time-budget must be in [0, {MAX_TIME_BUDGET}] minutes (0: no limit), got {self.time_budget}")
         if self.epochs < 0:
             raise ValueError(f"epochs must be >= 1 (or 0 for the model's default), got {self.epochs}")
         for name in ("batch_size", "width", "depth", "latent_dim", "devices", "num_nodes"):

@@ -152,6 +152,7 @@ def log_training(config: TrainConfig, result: TrainResult, *, run_id: str, exper
     from anomaly.evaluation import evaluate
 
     tracking.log_params(result.model_config.to_dict(), prefix="model.")
+    tracking.log_params({"epochs_trained": result.config.epochs})  # `epochs` is the count asked for
     log_calibration(result.calibration)
     tracking.log_metrics({f"painted/{k}": v for k, v in result.painted_aurocs.items()})
     detector = Detector(load_bundle(result.bundle_path), source=str(result.bundle_path))

@@ -36,7 +36,7 @@ SAMPLE_DEMO = files("anomaly") / "sample" / "demo.yaml"  # `anomaly train`'s set
 
 @dataclass(frozen=True)
 class TrainResult:
-    config: TrainConfig  # as trained: the model's default epochs and precision "auto" resolved
+    config: TrainConfig  # as trained: the epochs trained (within the time budget), precision "auto" resolved
     bundle_path: Path
     model_config: ModelConfig
     calibration: Calibration
@@ -45,6 +45,7 @@ class TrainResult:
     train_seconds: float
     epoch_losses: list[dict[str, float]]  # per epoch, the logged train/ and val/ means
     painted_aurocs: dict[str, float]  # AUROCs on defects painted into the held-out normals (anomaly.painted)
+    epochs_asked: int  # the model's default or --epochs; config.epochs is lower when the time budget cut it
     report: MetricReport | None = None  # test-split metrics (tracked runs with a test split)
     registration: Registration | None = None  # MLflow run and registered model version (tracked runs)
 
@@ -84,17 +85,36 @@ def validation_epochs(epochs: int, times: int = VALIDATIONS) -> frozenset[int]:
 
 
 class ValidationSchedule(L.Callback):
-    """Validate only after `epochs` (0-based). Lightning validates after an epoch when (epoch + 1) is a
+    """Validate only after the epochs `validation_epochs(trainer.max_epochs)` names (read at every epoch: a
+    time budget may lower max_epochs during the fit). Lightning validates after an epoch when (epoch + 1) is a
     multiple of `trainer.check_val_every_n_epoch`, which it reads at every epoch: 1 on a validation epoch,
     past the end otherwise. A validation after every epoch cost draem's demo (240 short epochs) a fifth of its
     CPU time (347 s against 280 s, one thread); the val/* losses are for monitoring only (calibration is a
     separate step)."""
 
-    def __init__(self, epochs: frozenset[int]) -> None:
-        self.epochs = epochs
-
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        trainer.check_val_every_n_epoch = 1 if trainer.current_epoch in self.epochs else trainer.max_epochs + 1
+        chosen = trainer.current_epoch in validation_epochs(trainer.max_epochs)
+        trainer.check_val_every_n_epoch = 1 if chosen else trainer.max_epochs + 1
+
+
+class TimeBudget(L.Callback):
+    """Keep the fit within `minutes` of wall time: after every epoch, the fit is set to the number of epochs
+    that fit the budget at the mean epoch time so far (validations included), never more than asked for
+    and never fewer than done (then it stops). The count is `trainer.fit_loop.max_epochs`: the validation
+    schedule and a learning-rate schedule that reads `trainer.estimated_stepping_batches` at each step
+    (draem's cosine) follow it. Global rank 0 decides and broadcasts, so every DDP rank stops together."""
+
+    def __init__(self, minutes: float) -> None:
+        self.seconds = minutes * 60
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start, self.asked = time.perf_counter(), trainer.max_epochs
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        done = trainer.current_epoch + 1
+        per_epoch = (time.perf_counter() - self.start) / done
+        fitting = max(done, min(self.asked, int(self.seconds / per_epoch)))
+        trainer.fit_loop.max_epochs = int(trainer.strategy.broadcast(fitting, src=0))
 
 
 class EpochLosses(L.Callback):
@@ -240,7 +260,9 @@ def _prepare(config: TrainConfig, samples: list[Sample], *, logger: Any, progres
     model = build_model(model_config)
     check_scoring_path(model, model_config)
     losses = EpochLosses()
-    callbacks = [losses, ValidationSchedule(validation_epochs(config.epochs)), *callbacks]
+    callbacks = [losses, ValidationSchedule(), *callbacks]
+    if config.time_budget:
+        callbacks.append(TimeBudget(config.time_budget))
     bars = progress and sys.stdout.isatty()  # Rich bars on a terminal, one line per epoch in a log
     if progress:
         callbacks.append(L.pytorch.callbacks.RichProgressBar() if bars else EpochLines(losses))
@@ -268,6 +290,7 @@ def _run(fit: _Fit, on_epoch: Callable[..., None] | None = None) -> TrainResult 
         train_seconds = time.perf_counter() - start
     if not trainer.is_global_zero:
         return None
+    asked, config = config.epochs, config.replace(epochs=trainer.current_epoch)
     model.eval()
     held_out = fit.datamodule.val_samples  # all of them: the datamodule's list, not rank 0's share of its loader
     calibration = calibrate_model(model, model_config, held_out, fpr=config.fpr,
@@ -277,4 +300,4 @@ def _run(fit: _Fit, on_epoch: Callable[..., None] | None = None) -> TrainResult 
     detector = Detector(Bundle(model_config, model.state_dict(), calibration), device=device)
     painted = painted_aurocs(detector, normal_batches(held_out, model_config.channels, model_config.scale))
     return TrainResult(config, path, model_config, calibration, fit.samples, held_out, train_seconds,
-                       fit.losses.history, painted)
+                       fit.losses.history, painted, asked)

@@ -68,7 +68,10 @@ def train(config: Optional[Path] = None, option: Optional[list[str]] = None, **g
     if result is None:  # a DDP rank other than 0: it took part in the fit, rank 0 reports
         return
     cal = result.calibration
-    console.print(f"[bold green]trained[/] {cfg.model} in {result.train_seconds:.1f} s · image threshold "
+    trained, asked = result.config.epochs, result.epochs_asked
+    epochs = f"{trained} epochs" if trained == asked else \
+        f"{trained} of {asked} epochs (the rest did not fit --time-budget {cfg.time_budget:g} minutes)"
+    console.print(f"[bold green]trained[/] {cfg.model} for {epochs} in {result.train_seconds:.1f} s · image threshold "
                   f"{cal.image_threshold:.4g} ({cal.method}, {cal.n_images} normals, target FPR {cal.target_fpr})")
     if line := summary(result.painted_aurocs):
         console.print(line)

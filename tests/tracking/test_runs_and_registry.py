@@ -57,7 +57,7 @@ def test_default_store_is_mlflows_own_default_in_the_working_directory(home, mon
 def test_a_training_run_carries_params_losses_calibration_tests_plots_and_tags(home, run, mlflow_run):
     client, logged = mlflow_run
     params, metrics, tags = logged.data.params, logged.data.metrics, logged.data.tags
-    assert params["epochs"] == "3" and params["image_size"] == "64x64" and params["model.residual"] == "ssim"
+    assert params["epochs"] == params["epochs_trained"] == "3" and params["image_size"] == "64x64" and params["model.residual"] == "ssim"
     for key in ("train/loss", "train/ssim", "val/loss", "val/ssim"):
         history = client.get_metric_history(logged.info.run_id, key)
         assert [m.step for m in history] == [0, 1, 2]

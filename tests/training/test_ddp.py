@@ -59,7 +59,7 @@ def test_two_processes_train_like_one_and_rank_0_alone_calibrates_logs_and_write
     # rank 0 alone reported: one line per epoch, one result, one bundle
     out = ddp.stdout
     assert [out.count(f"epoch {e}/2 ·") for e in (1, 2)] == [1, 1], out
-    assert out.count("trained ssim-ae in") == 1 and out.count("model bundle:") == 1, out
+    assert out.count("trained ssim-ae for 2 epochs in") == 1 and out.count("model bundle:") == 1, out
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == sorted(p.name for p in single.bundle_path.iterdir())
 
     # the held-out slice, every image once: the datamodule's (seeded by path) and the calibration's count

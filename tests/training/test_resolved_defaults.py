@@ -1,4 +1,4 @@
-"""Defaults resolved at training: epochs 0 is the model's default, so are an unset input size and map smoothing;
+"""Defaults resolved at training: epochs 0 is the model's default (what ran is config.epochs), so are an unset input size and map smoothing;
 precision "auto" picks bfloat16 mixed precision only where the hardware computes it fast."""
 
 import pytest
@@ -30,7 +30,7 @@ def test_epochs_zero_trains_the_models_default(tmp_path, monkeypatch, model, epo
                          options={"crop": 16, "seg_width": 4} if model == "draem" else {})
     stop = StopAfterOneEpoch()
     result = train(config, progress=False, callbacks=[stop])
-    assert result.config.epochs == stop.max_epochs == expected
+    assert result.epochs_asked == stop.max_epochs == expected and result.config.epochs == 1  # as asked, as run
     for resolved in (result.config, result.model_config):  # as logged and as saved in the bundle
         assert resolved.smoothing_sigma == (0.0 if model == "draem" else 4.0) and resolved.image_size == (32, 32)
     # every option is saved, so the bundle keeps its settings when a default changes

@@ -11,6 +11,8 @@ defect probability on whole images, smoothed like every model's.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -96,6 +98,8 @@ class DraemModel(ReconstructionModel):
         optimiser = torch.optim.Adam(self.parameters(), lr=self.config.lr)
         if self.options.schedule == "constant" or self._trainer is None:  # no Trainer: no step count
             return optimiser
-        steps = self.trainer.estimated_stepping_batches
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, int(steps)))
+        # cosine annealing to 0 over the fit's steps, read at every step: a time budget may shorten the fit
+        trainer = self.trainer
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 0.5 * (
+            1 + math.cos(math.pi * min(1.0, step / max(1, trainer.estimated_stepping_batches)))))
         return {"optimizer": optimiser, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,0 +1,58 @@
+"""--time-budget: the fit stops when the epochs asked for would not fit, validates after its real last epoch,
+and draem's cosine schedule anneals over the epochs actually trained."""
+
+import time
+
+import lightning as L
+import pytest
+
+from anomaly.config import TrainConfig
+from anomaly.training import train
+
+EPOCH_SECONDS = 0.4  # each epoch is made this slow, so that the budget decides, not this machine's speed
+
+
+class SlowEpochs(L.Callback):
+    """Sleeps through every epoch; records the learning rate after each step and the epochs that validated."""
+
+    def __init__(self):
+        self.rates, self.validated = [], []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        time.sleep(EPOCH_SECONDS)
+
+    def on_validation_epoch_start(self, trainer, pl_module):
+        self.validated.append(trainer.current_epoch)
+
+
+def draem(tmp_path, **settings):
+    return TrainConfig(**{"model": "draem", "image_size": (32, 32), "width": 4, "depth": 2, "epochs": 40,
+                          "batch_size": 8, "accelerator": "cpu", "tracking": False, "out": str(tmp_path / "bundle"),
+                          "lr": 1e-3, "options": {"crop": 16, "seg_width": 4, "seg_depth": 2}, **settings})
+
+
+def test_the_budget_cuts_the_epochs_and_the_schedule_follows(tmp_path):
+    slow = SlowEpochs()
+    budget_seconds = 6 * EPOCH_SECONDS  # room for about 5 epochs of the 40 asked, whatever the steps cost
+    result = train(draem(tmp_path, time_budget=budget_seconds / 60), progress=False, callbacks=[slow])
+    trained = result.config.epochs
+    assert result.epochs_asked == 40 and 1 <= trained <= 6
+    assert len(result.epoch_losses) == trained  # config.epochs is what ran
+    assert slow.validated[-1] == trained - 1  # the real last epoch validated
+    assert slow.rates[0] > 0.9e-3  # the schedule starts at the learning rate...
+    assert slow.rates[-1] < 0.05 * slow.rates[0]  # ...and ends near 0 over the epochs trained, not the 40 asked
+
+
+def test_without_a_budget_every_epoch_asked_runs(tmp_path):
+    slow = SlowEpochs()
+    result = train(draem(tmp_path, time_budget=0, epochs=3), progress=False, callbacks=[slow])
+    assert result.config.epochs == result.epochs_asked == 3 and slow.validated == [0, 1, 2]
+
+
+@pytest.mark.parametrize("minutes", [-1, 1e9])
+def test_a_budget_out_of_range_is_refused_naming_the_option(minutes):
+    with pytest.raises(ValueError, match="time-budget"):
+        TrainConfig(time_budget=minutes)
