@@ -23,7 +23,7 @@ from anomaly.config import ModelConfig, TrainConfig
 from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, load_samples
 from anomaly.detector import Detector, score_in_batches
 from anomaly.models import build_model, options_class, resolve_options
-from anomaly.painted import normal_batches, painted_aurocs
+from anomaly.painted import DRAWS, RECIPES, normal_batches, painted_aurocs
 from anomaly.quiet import quiet
 
 if TYPE_CHECKING:
@@ -98,22 +98,33 @@ class ValidationSchedule(L.Callback):
 
 
 class TimeBudget(L.Callback):
-    """Keep the fit within `minutes` of wall time: after every epoch, the fit is set to the number of epochs
-    that fit the budget at the mean epoch time so far (validations included), never more than asked for
-    and never fewer than done (then it stops). The count is `trainer.fit_loop.max_epochs`: the validation
+    """Keep `anomaly train` within `minutes` of wall time from `started` (loading the data included) to the
+    bundle and its painted validation: after every epoch, the fit is set to the epochs that fit the time left
+    at the mean epoch time so far (validations included), less the work after the fit, `after_fit_passes`
+    passes over the held-out normals timed by the last validation (one calibration pass and the painted
+    validation's draws; nothing reserved before the first validation). Never more epochs than asked for,
+    never fewer than done (then it stops). The count is `trainer.fit_loop.max_epochs`: the validation
     schedule and a learning-rate schedule that reads `trainer.estimated_stepping_batches` at each step
     (draem's cosine) follow it. Global rank 0 decides and broadcasts, so every DDP rank stops together."""
 
-    def __init__(self, minutes: float) -> None:
-        self.seconds = minutes * 60
+    def __init__(self, minutes: float, started: float, after_fit_passes: int) -> None:
+        self.deadline, self.after_fit_passes = started + minutes * 60, after_fit_passes
+        self.pass_seconds = 0.0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.start, self.asked = time.perf_counter(), trainer.max_epochs
 
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.validation_start = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.pass_seconds = time.perf_counter() - self.validation_start
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        done = trainer.current_epoch + 1
-        per_epoch = (time.perf_counter() - self.start) / done
-        fitting = max(done, min(self.asked, int(self.seconds / per_epoch)))
+        now, done = time.perf_counter(), trainer.current_epoch + 1
+        per_epoch = (now - self.start) / done
+        left = self.deadline - now - self.after_fit_passes * self.pass_seconds
+        fitting = max(done, min(self.asked, done + int(left / per_epoch)))
         trainer.fit_loop.max_epochs = int(trainer.strategy.broadcast(fitting, src=0))
 
 
@@ -202,12 +213,13 @@ def train(config: TrainConfig, *, logger: Any = False, progress: bool = True,
     and takes part in the fit, each on its share of the training images; then global rank 0 alone
     calibrates and validates on the whole held-out slice, writes the bundle and logs to MLflow, and the
     other ranks return None."""
+    started = time.perf_counter()  # the time budget counts from here
     samples = load_samples(config.data or str(SAMPLE_MANIFEST))
     model_defaults = config.model_config(channels=1)  # ModelConfig resolves the unset size and smoothing
     config = config.replace(epochs=config.epochs or options_class(config.model).epochs,  # as trained
                             image_size=model_defaults.image_size, smoothing_sigma=model_defaults.smoothing_sigma,
                             precision=resolve_precision(config.precision, config.accelerator))
-    fit = _prepare(config, samples, logger=logger, progress=progress, callbacks=callbacks)
+    fit = _prepare(config, samples, started, logger=logger, progress=progress, callbacks=callbacks)
     if not config.tracking or not fit.trainer.is_global_zero:  # one MLflow run, from rank 0
         return _run(fit)
     from anomaly import tracking
@@ -243,7 +255,7 @@ class _Fit:
     losses: EpochLosses
 
 
-def _prepare(config: TrainConfig, samples: list[Sample], *, logger: Any, progress: bool,
+def _prepare(config: TrainConfig, samples: list[Sample], started: float, *, logger: Any, progress: bool,
              callbacks: Sequence[L.Callback]) -> _Fit:
     """Data, model and Trainer; the Trainer knows the process's global rank (Lightning DDP) before the fit."""
     train_normals = [s for s in samples if s.split == "train" and s.label == 0]
@@ -262,7 +274,7 @@ def _prepare(config: TrainConfig, samples: list[Sample], *, logger: Any, progres
     losses = EpochLosses()
     callbacks = [losses, ValidationSchedule(), *callbacks]
     if config.time_budget:
-        callbacks.append(TimeBudget(config.time_budget))
+        callbacks.append(TimeBudget(config.time_budget, started, after_fit_passes=1 + len(RECIPES) * DRAWS))
     bars = progress and sys.stdout.isatty()  # Rich bars on a terminal, one line per epoch in a log
     if progress:
         callbacks.append(L.pytorch.callbacks.RichProgressBar() if bars else EpochLines(losses))
