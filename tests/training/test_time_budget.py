@@ -1,6 +1,7 @@
 """--time-budget: the fit stops when the epochs asked for would not fit, validates after its real last epoch,
-and draem's cosine schedule anneals over the epochs actually trained."""
+and draem's cosine schedule follows the epochs the budget allows."""
 
+import math
 import time
 
 import lightning as L
@@ -36,14 +37,17 @@ def draem(tmp_path, **settings):
 
 def test_the_budget_cuts_the_epochs_and_the_schedule_follows(tmp_path):
     slow = SlowEpochs()
-    budget_seconds = 6 * EPOCH_SECONDS  # room for about 5 epochs of the 40 asked, whatever the steps cost
+    budget_seconds = 12 * EPOCH_SECONDS  # room for about 10 epochs of the 40 asked, whatever the steps cost
     result = train(draem(tmp_path, time_budget=budget_seconds / 60), progress=False, callbacks=[slow])
     trained = result.config.epochs
-    assert result.epochs_asked == 40 and 1 <= trained <= 6
+    assert result.epochs_asked == 40 and 2 <= trained <= 12
     assert len(result.epoch_losses) == trained  # config.epochs is what ran
     assert slow.validated[-1] == trained - 1  # the real last epoch validated
     assert slow.rates[0] > 0.9e-3  # the schedule starts at the learning rate...
-    assert slow.rates[-1] < 0.05 * slow.rates[0]  # ...and ends near 0 over the epochs trained, not the 40 asked
+    # ...and anneals over the epochs the budget allows, below where the 40 asked for would have it by now
+    steps, per_epoch = len(slow.rates), len(slow.rates) // trained
+    over_40 = 1e-3 * 0.5 * (1 + math.cos(math.pi * (steps - 1) / (40 * per_epoch)))
+    assert slow.rates[-1] < 0.8 * over_40
 
 
 def test_without_a_budget_every_epoch_asked_runs(tmp_path):

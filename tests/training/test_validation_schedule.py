@@ -37,7 +37,7 @@ def test_a_fit_validates_on_the_scheduled_epochs_and_keeps_only_their_val_losses
     seen, losses = ValidationsSeen(), EpochLosses()
     trainer = L.Trainer(max_epochs=10, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                        callbacks=[losses, seen, ValidationSchedule(validation_epochs(10))])
+                        callbacks=[losses, seen, ValidationSchedule()])
     trainer.fit(model, data)
     assert seen.epochs == [2, 4, 7, 9]
     assert [e for e, values in enumerate(losses.history) if "val/loss" in values] == [2, 4, 7, 9]
