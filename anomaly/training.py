@@ -118,7 +118,8 @@ class TimeBudget(L.Callback):
         self.validation_start = time.perf_counter()
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.pass_seconds = time.perf_counter() - self.validation_start
+        # each DDP rank validated its share of the held-out normals; after the fit rank 0 scores them all
+        self.pass_seconds = (time.perf_counter() - self.validation_start) * trainer.world_size
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         now, done = time.perf_counter(), trainer.current_epoch + 1
