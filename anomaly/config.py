@@ -36,6 +36,7 @@ REDUCTIONS = ("max", "topk")
 MAX_SIDE, MAX_PIXELS = 4096, 1024 * 1024
 MAX_SMOOTHING = 64
 MAX_SCALE = 8.0
+AUTO_SCALE = "auto"  # TrainConfig.scale: chosen from the training images (anomaly.tiling.scale_for)
 MAX_TIME_BUDGET = 7 * 24 * 60.0  # minutes: a week
 CAPS = {"width": 512, "depth": 8, "latent_dim": 8192}
 
@@ -147,9 +148,11 @@ class TrainConfig:
     out: str = described("runs/latest", "bundle folder to write")
     image_size: tuple[int, int] | None = described(None, "model input size: 256 or HxW such as 256x640 (default: "
                                                          "the model's, docs/models.md)")
-    scale: float | None = described(None, "resize images by this factor keeping their aspect (1.0: their own "
-                                          "size), train on random crops of --image-size and score tile by tile; "
-                                          "unset: every image resized to --image-size (docs/models.md)")
+    scale: str | float | None = described(None, "resize images by this factor keeping their aspect (1.0: their own "
+                                                "size), train on random crops of --image-size and score tile by "
+                                                "tile; auto: the factor that brings the training images' median "
+                                                "short side to the crop's; unset: every image resized to "
+                                                "--image-size (docs/models.md)")
     channels: int = described(0, "1 or 3; 0 guesses from the data (1 for grey images, else 3)")
     epochs: int = described(0, "0: the model's default (docs/models.md)")
     time_budget: float = described(20.0, "minutes from loading the data to the calibrated bundle: when the epochs "
@@ -217,7 +220,7 @@ class TrainConfig:
                 raise ValueError(f"{name.replace('_', '-')} must be <= {cap}, got {getattr(self, name)}")
         if self.image_size is not None:
             check_image_size("image-size", self.image_size)
-        if self.scale is not None:
+        if self.scale is not None and self.scale != AUTO_SCALE:
             number("scale", self.scale, f"(0, {MAX_SCALE}]")
         if self.smoothing_sigma is not None and self.smoothing_sigma < 0:
             raise ValueError(f"smoothing-sigma must be >= 0 (0: no smoothing), got {self.smoothing_sigma}")
@@ -245,6 +248,11 @@ class TrainConfig:
             from anomaly.data import parse_image_size
 
             overrides["image_size"] = parse_image_size(overrides["image_size"])
+        if isinstance(overrides.get("scale"), str) and overrides["scale"] != AUTO_SCALE:
+            try:
+                overrides["scale"] = float(overrides["scale"])
+            except ValueError:
+                raise invalid("scale", f"a number in (0, {MAX_SCALE}] or {AUTO_SCALE!r}", overrides["scale"]) from None
         return dataclasses.replace(self, **overrides)
 
     @classmethod

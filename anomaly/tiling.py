@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from statistics import median_high
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from anomaly.config import MAX_SCALE
 from anomaly.scoring import image_scores
 
 OVERLAP = 0.25  # of a tile's side shared with the next tile
@@ -34,6 +36,15 @@ def scaled_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:
     if not scale > 0:
         raise ValueError(f"scale must be a positive number (1.0: the images' own size), got {scale!r}")
     return max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))
+
+
+def scale_for(shapes: Sequence[tuple[int, int]], tile: tuple[int, int]) -> float:
+    """The scale (`--scale auto`) that brings the median short side of images of `shapes` (H, W) to the tile's
+    short side, aspect kept: 208x512 images and 128x128 tiles give 0.615 (128x315). The upper median; three
+    significant digits; at most MAX_SCALE. ValueError when there are no shapes."""
+    if not shapes:
+        raise ValueError("no images to choose a scale from")
+    return min(MAX_SCALE, float(f"{min(tile) / median_high(min(shape) for shape in shapes):.3g}"))
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:

@@ -19,12 +19,13 @@ import torch
 from anomaly.backends import TorchScorer, score_images
 from anomaly.bundle import Bundle, save_bundle
 from anomaly.calibration import Calibration, calibrate
-from anomaly.config import ModelConfig, TrainConfig
-from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, load_samples
+from anomaly.config import AUTO_SCALE, ModelConfig, TrainConfig
+from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, image_shape, load_samples
 from anomaly.detector import Detector, score_in_batches
 from anomaly.models import build_model, options_class, resolve_options
 from anomaly.painted import DRAWS, RECIPES, normal_batches, painted_aurocs
 from anomaly.quiet import quiet
+from anomaly.tiling import scale_for
 
 if TYPE_CHECKING:
     from anomaly.evaluation import MetricReport
@@ -261,6 +262,9 @@ def _prepare(config: TrainConfig, samples: list[Sample], started: float, *, logg
     """Data, model and Trainer; the Trainer knows the process's global rank (Lightning DDP) before the fit."""
     train_normals = [s for s in samples if s.split == "train" and s.label == 0]
     channels = config.channels or guess_channels([s.image for s in train_normals])
+    if config.scale == AUTO_SCALE:
+        tile = config.image_size or options_class(config.model).image_size
+        config = config.replace(scale=scale_for([image_shape(s.image) for s in train_normals], tile))
     model_config = resolve_options(config.model_config(channels))
     L.seed_everything(config.seed, workers=True, verbose=False)
     # the held-out slice depends on the seed and the image paths alone: the same on every rank

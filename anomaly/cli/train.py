@@ -8,7 +8,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from anomaly.cli.app import app, console, user_errors
-from anomaly.config import TrainConfig
+from anomaly.config import AUTO_SCALE, TrainConfig
 from anomaly.models import OPTIONS, option_defaults
 
 KEYWORD = inspect.Parameter.KEYWORD_ONLY
@@ -73,6 +73,10 @@ def train(config: Optional[Path] = None, option: Optional[list[str]] = None, **g
         f"{trained} of {asked} epochs (the rest did not fit --time-budget {cfg.time_budget:g} minutes)"
     console.print(f"[bold green]trained[/] {cfg.model} for {epochs} in {result.train_seconds:.1f} s · image threshold "
                   f"{cal.image_threshold:.4g} ({cal.method}, {cal.n_images} normals, target FPR {cal.target_fpr})")
+    if cfg.scale == AUTO_SCALE:
+        size = result.model_config.image_size
+        console.print(f"scale auto: {result.config.scale:g} (the training images' median short side to the "
+                      f"{min(size)} px of the {size[0]}x{size[1]} crops; images are scored tile by tile)")
     if line := summary(result.painted_aurocs):
         console.print(line)
     if cfg.evaluate and any(s.split == "test" for s in result.samples):

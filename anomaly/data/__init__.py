@@ -16,6 +16,7 @@ from anomaly.data.decode import (
     decode_image,
     decode_mask,
     guess_channels,
+    image_shape,
     resize,
 )
 
@@ -28,6 +29,7 @@ __all__ = [
     "decode_image",
     "decode_mask",
     "guess_channels",
+    "image_shape",
     "load_samples",
     "parse_image_size",
     "read_manifest",

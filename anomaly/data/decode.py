@@ -242,6 +242,13 @@ def image_mode(source: str | Path, *, max_pixels: int = MAX_PIXELS) -> str:
         return img.mode
 
 
+def image_shape(source: str | Path, *, max_pixels: int = MAX_PIXELS) -> tuple[int, int]:
+    """Read only the header of ``source``; return its stored (height, width), before any EXIF rotation. Raises
+    ImageDecodeError."""
+    with _open(source, _label(source, None), max_pixels) as img:
+        return img.height, img.width
+
+
 def guess_channels(paths: Sequence[Path], n: int = 8) -> int:
     """1 if the first ``n`` readable images are all grey modes, else 3 (also when none are)."""
     modes: list[str] = []

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from anomaly.data import ImageDecodeError, decode_image, decode_mask, guess_channels, resize
+from anomaly.data import ImageDecodeError, decode_image, decode_mask, guess_channels, image_shape, resize
 
 SAMPLE_JPEG = Path(__file__).parents[2] / "anomaly/sample/MT_Free/Imgs/exp4_num_148998.jpg"
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -156,6 +156,15 @@ def test_broken_files_raise_naming_file_and_problem(tmp_path, filename):
     with pytest.raises(ImageDecodeError, match=problem) as info:  # same from bytes, under a given name
         decode_image(data, 1, name="upload.bin", **kwargs)
     assert str(info.value).startswith("upload.bin: ")
+
+
+def test_image_shape_reads_the_size_from_the_header(tmp_path):
+    Image.new("RGB", (70, 30)).save(tmp_path / "wide.png")
+    assert image_shape(tmp_path / "wide.png") == (30, 70) == decode_image(tmp_path / "wide.png", 1).shape[1:]
+    for filename in ("empty.png", "bomb.png"):
+        (tmp_path / filename).write_bytes(BROKEN[filename][0])
+        with pytest.raises(ImageDecodeError, match=BROKEN[filename][2]):
+            image_shape(tmp_path / filename)
 
 
 def test_missing_file_and_bad_channels(tmp_path):
