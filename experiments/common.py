@@ -95,24 +95,34 @@ def write_section(name: str, body: str, info: dict[str, str] | None = None) -> N
 
 
 def anomaly_cli(*args: str, capture: bool = False) -> str:
-    """Run `python -m anomaly ARGS` from the repository root; its stdout when `capture`, else it prints as it goes.
-    A non-zero exit raises (the command's own error line is on stderr, above)."""
-    result = subprocess.run([sys.executable, "-m", "anomaly", *args], cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE if capture else None)
-    if result.returncode != 0:
-        raise RuntimeError(f"`anomaly {' '.join(args)}` exited {result.returncode}")
-    return result.stdout or ""
+    """Run `python -m anomaly ARGS` from the repository root and return its stdout, printed as it goes unless
+    `capture`. A non-zero exit raises (the command's own error line is on stderr, above)."""
+    with subprocess.Popen([sys.executable, "-m", "anomaly", *args], cwd=ROOT, text=True,
+                          stdout=subprocess.PIPE) as process:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if not capture:
+                print(line, end="", flush=True)
+    if process.returncode != 0:
+        raise RuntimeError(f"`anomaly {' '.join(args)}` exited {process.returncode}")
+    return "".join(lines)
+
+
+TRAINED = re.compile(r"trained \S+ for (\d+)(?: of (\d+))? epochs")  # anomaly train's summary line
 
 
 def train_and_evaluate(data: Path, out: Path, train_args: list[str], seed: int = 0) -> dict:
     """`anomaly train` (no tracking, no evaluation) timed, then `anomaly evaluate --json` on the test split.
 
     Returns evaluate's JSON report plus `train_minutes` (wall time of the training command: data loading,
-    fit and calibration) and `bundle` (the bundle folder)."""
+    fit and calibration), `bundle` (the bundle folder) and `epochs` (those trained: fewer than asked where the time
+    budget cut them; None if train's summary line was not found)."""
     start = time.perf_counter()
-    anomaly_cli("train", "--data", str(data), "--out", str(out), "--seed", str(seed), "--no-tracking",
-                "--no-evaluate", *train_args)
+    output = anomaly_cli("train", "--data", str(data), "--out", str(out), "--seed", str(seed), "--no-tracking",
+                         "--no-evaluate", *train_args)
     minutes = (time.perf_counter() - start) / 60
+    trained = TRAINED.search(output)
     report = json.loads(anomaly_cli("evaluate", "--model", str(out), "--data", str(data), "--json", "--no-painted",
                                     capture=True))
-    return {**report, "train_minutes": minutes, "bundle": str(out)}
+    return {**report, "train_minutes": minutes, "bundle": str(out), "epochs": int(trained[1]) if trained else None}

@@ -76,6 +76,7 @@ def test_suite_command_on_a_tiny_dataset(tmp_path, monkeypatch):
     megapixels = sum(np.prod(decode_image(s.image, 1).shape[1:]) for s in test) / 1e6
     assert row["megapixels_per_second"] == pytest.approx(megapixels / row["seconds"], rel=1e-9)
     assert 0 < row["train_minutes"] < 10
+    assert row["epochs"] == 1  # parsed from train's summary line
 
     # the markdown tables carry the same numbers: the dataset row, mean and worst over one dataset
     table = [line.split(" | ") for line in (out / "accuracy.md").read_text().splitlines() if line.startswith("| ")]
