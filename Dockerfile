@@ -1,4 +1,6 @@
-# The scoring service: `anomaly serve` on CPU torch, as a non-root user.
+# The scoring service: `anomaly serve` on CPU torch, as a non-root user. With the build argument
+# EXTRAS="[ray,postgres]" (deploy/docker-compose.yml passes it) the same image runs every part of
+# docs/deploy.md's topology: the MLflow tracking server, Ray nodes, one-off `anomaly train` / `audit` runs.
 #   docker build -t anomaly .
 #   docker run -p 8000:8000 -v "$PWD/runs/sample:/models/model:ro" anomaly
 #     (uid 10001 reads the mounted bundle: `anomaly train` writes its files readable by all, 0644 under
@@ -14,7 +16,10 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 COPY pyproject.toml README.md ./
 COPY anomaly ./anomaly
 COPY service ./service
-RUN pip install . && useradd --create-home --uid 10001 anomaly
+# [ray]: Ray Data for `anomaly audit --engine ray` and the nodes; [postgres]: psycopg for `mlflow server`
+ARG EXTRAS=""
+RUN pip install ".${EXTRAS}" && useradd --create-home --uid 10001 anomaly \
+    && mkdir /mlartifacts && chown anomaly /mlartifacts  # the tracking server's artifact volume
 
 USER anomaly
 WORKDIR /home/anomaly

@@ -78,7 +78,11 @@ def test_anomaly_commands_use_real_options(services, name):
 def test_the_image_installs_what_the_services_run():
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert any(d.startswith("psycopg") for d in extras["postgres"]) and any(d.startswith("ray") for d in extras["ray"])
-    assert 'pip install ".[ray,postgres]"' in (ROOT / "deploy" / "Dockerfile").read_text()
+    build = yaml.safe_load(COMPOSE.read_text())["x-app"]["build"]
+    assert (COMPOSE.parent / build["context"] / build.get("dockerfile", "Dockerfile")).resolve() == ROOT / "Dockerfile"
+    assert build["args"]["EXTRAS"] == "[ray,postgres]"
+    assert 'ARG EXTRAS=""' in (ROOT / "Dockerfile").read_text()
+    assert 'pip install ".${EXTRAS}"' in (ROOT / "Dockerfile").read_text()
 
 
 def have_compose() -> bool:
