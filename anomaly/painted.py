@@ -35,6 +35,7 @@ DRAWS = 5  # of each recipe, averaged
 MAX_IMAGES = 512  # of the held-out normals, the first (the pixels of all are ranked together: ~160 MB at 512)
 MAX_PIXELS = MAX_IMAGES * VALIDATION_SIZE[0] * VALIDATION_SIZE[1]  # at a scale: the first images up to as many pixels
 DRAWN_KINDS = ("scratch", "stain", "hole")
+WEAK_AUROC = 0.65  # drawn image AUROC under this: the model barely tells painted defects from normal images
 
 Mark = Callable[[tuple[int, int], np.random.Generator, tuple[float, float]], tuple[np.ndarray, np.ndarray]]
 Recipe = Callable[[torch.Tensor, torch.Generator, np.random.Generator], tuple[torch.Tensor, torch.Tensor]]
@@ -193,7 +194,15 @@ def painted_validation(detector: Detector, samples: Sequence[Sample], *, seed: i
 
 
 def summary(aurocs: dict[str, float], where: str = "the held-out normals") -> str:
-    """`painted_aurocs` in one line ("" when there are none), painted into `where`."""
+    """`painted_aurocs` in one line ("" when there are none), painted into `where`; with a warning when the
+    drawn defects' image AUROC is under WEAK_AUROC."""
     cells = [f"{name} {aurocs[f'{name}_image_auroc']:.3f} / {aurocs[f'{name}_pixel_auroc']:.3f}"
              for name in RECIPES if f"{name}_image_auroc" in aurocs]
-    return f"Painted defects in {where}, image / pixel AUROC: {', '.join(cells)}." if cells else ""
+    if not cells:
+        return ""
+    line = f"Painted defects in {where}, image / pixel AUROC: {', '.join(cells)}."
+    if aurocs.get("drawn_image_auroc", 1.0) < WEAK_AUROC:
+        line += (f" Warning: drawn image AUROC under {WEAK_AUROC} (0.5 is chance): this model barely tells painted "
+                 "defects from normal images and is unlikely to find real ones; the default model (draem) or more "
+                 "epochs may.")
+    return line

@@ -68,6 +68,18 @@ def test_an_oracle_scores_one_and_noise_scores_a_half(flat_normals):
     assert all(abs(v - 0.5) < 0.02 for k, v in random.items() if "pixel" in k)
 
 
+def test_the_summary_warns_when_drawn_defects_are_not_told_apart(flat_normals):
+    oracle = painted_validation(scorer(lambda batch: (batch - 128 / 255).abs()), flat_normals, seed=0,
+                                val_fraction=0.5)
+    inverted = painted_validation(scorer(lambda batch: -(batch - 128 / 255).abs()), flat_normals, seed=0,
+                                  val_fraction=0.5)
+    assert inverted["drawn_image_auroc"] == 0.0
+    assert "drawn 1.000 / " in painted.summary(oracle) and "Warning" not in painted.summary(oracle)
+    assert "drawn 0.000 / " in painted.summary(inverted)
+    assert f"Warning: drawn image AUROC under {painted.WEAK_AUROC}" in painted.summary(inverted)
+    assert painted.summary({}) == ""
+
+
 def test_fewer_than_two_held_out_images_give_no_aurocs(flat_normals):
     oracle = scorer(lambda batch: (batch - 128 / 255).abs())
     assert painted_validation(oracle, flat_normals[:3], seed=0, val_fraction=0.2) == {}
