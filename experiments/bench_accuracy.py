@@ -12,7 +12,8 @@ calibration), then `anomaly evaluate --model OUT/<name> --data D --json` on the 
 pixel AUROC, AUPRO (FPR <= 0.3), F1 at the calibrated threshold, scoring speed end to end (decode to map,
 images/s and megapixels/s), and the false-alarm rate on the test normals at the calibrated threshold next to
 its target: the central 95% binomial interval of the false-alarm rate a threshold that meets the target
-gives on that many normals (exact; a rate inside it is consistent with the target). Writes OUT/accuracy.md
+gives on that many normals (exact; a rate inside it is consistent with the target); and the best pixel AUROC and
+AUPRO of maps blind to defects (experiments/blind_maps.py), which the model's must beat. Writes OUT/accuracy.md
 (a table over the datasets with mean and worst rows, then one table per dataset by defect type) and
 OUT/accuracy.json; with --section, the table over the datasets and a line per dataset of its image AUROC per
 defect type into that section of experiments/RESULTS.md.
@@ -29,6 +30,7 @@ import numpy as np
 from PIL import Image
 from scipy.stats import binom
 
+from experiments.blind_maps import blind_metrics
 from experiments.common import (SUITE, dataset_path, fmt, markdown_table, provenance, provenance_lines,
                                 train_and_evaluate, write_section)
 
@@ -65,12 +67,14 @@ def measure(name: str, data: Path, out: Path, train_args: list[str], seed: int) 
     """Train and evaluate on one dataset; evaluate's report plus timing, speed and false-alarm figures."""
     report = train_and_evaluate(data, out / name, train_args, seed)
     megapixels, n_images, largest = test_megapixels(data)
+    blind = blind_metrics(str(data)).values()  # the floor the model's pixel metrics must beat
     n_normal, rate, target = report["n_normal"], report["false_alarm_rate"], report["target_fpr"]
     false_alarms = round(rate * n_normal) if rate is not None else None
     lo, hi = consistent_false_alarms(n_normal, target) if target is not None and n_normal else (None, None)
     return {**report, "dataset": name, "data": str(data), "n_test": n_images, "largest_side": largest,
             "megapixels_per_second": megapixels / report["seconds"], "false_alarms": false_alarms,
-            "false_alarms_consistent": [lo, hi],
+            "false_alarms_consistent": [lo, hi], "blind_pixel_auroc": max(auroc for auroc, _ in blind),
+            "blind_aupro": max(pro for _, pro in blind),
             "false_alarm_inside": None if lo is None or false_alarms is None else lo <= false_alarms <= hi}
 
 
@@ -104,7 +108,7 @@ def worst(values: list[float], key: str) -> float:
 
 
 HEADER = ["dataset", "train min", "image AUROC", "pixel AUROC", "AUPRO@0.3", "F1@thr", "img/s", "MP/s",
-          "false alarms", "target FPR: 95% range", "inside", "targets missed"]
+          "false alarms", "target FPR: 95% range", "inside", "targets missed", "blind maps: pixel AUROC / AUPRO"]
 
 
 def dataset_cells(r: dict) -> list[str]:
@@ -113,13 +117,14 @@ def dataset_cells(r: dict) -> list[str]:
     rate = "n/a" if r["false_alarms"] is None else f"{r['false_alarms']}/{r['n_normal']} ({r['false_alarm_rate']:.3f})"
     return [r["dataset"], fmt(r["train_minutes"], 1), fmt(r["image_auroc"]), fmt(r["pixel_auroc"]), fmt(r["aupro"]),
             fmt(r["f1"]), fmt(r["images_per_second"], 1), fmt(r["megapixels_per_second"], 2), rate, target,
-            {True: "yes", False: "no", None: "n/a"}[r["false_alarm_inside"]], ", ".join(misses(r)) or "none"]
+            {True: "yes", False: "no", None: "n/a"}[r["false_alarm_inside"]], ", ".join(misses(r)) or "none",
+            f"{fmt(r['blind_pixel_auroc'])} / {fmt(r['blind_aupro'])}"]
 
 
 def summary_cells(label: str, s: dict, n: int) -> list[str]:
     return [label, fmt(s["train_minutes"], 1), fmt(s["image_auroc"]), fmt(s["pixel_auroc"]), fmt(s["aupro"]),
             fmt(s["f1"]), fmt(s["images_per_second"], 1), fmt(s["megapixels_per_second"], 2),
-            f"rate {fmt(s['false_alarm_rate'])}", "", f"{s['inside']}/{n}", ""]
+            f"rate {fmt(s['false_alarm_rate'])}", "", f"{s['inside']}/{n}", "", ""]
 
 
 def summary_table(rows: list[dict], mean_row: dict, worst_row: dict) -> str:
@@ -132,7 +137,9 @@ def markdown(rows: list[dict], mean_row: dict, worst_row: dict) -> str:
     """accuracy.md: the targets, the table over the datasets, then one table per dataset by defect type."""
     goals = ", ".join(f"{k} {'<=' if k in LOWER_IS_BETTER else '>='} {v:g}" for k, v in TARGETS.items())
     parts = [f"Targets: {goals}; false alarms on the test normals inside the 95% range of the target. Scoring end "
-             "to end (decode to map) on the test split, batch 16; train min = wall time of `anomaly train`.", "",
+             "to end (decode to map) on the test split, batch 16; train min = wall time of `anomaly train`. Blind "
+             "maps: the best pixel AUROC and AUPRO of maps that know nothing of defects (experiments/blind_maps.py), "
+             "the floor the model's must beat to say anything about defects.", "",
              summary_table(rows, mean_row, worst_row)]
     for r in rows:
         per_defect = [[defect, str(m["n"]), fmt(m["image_auroc"]), fmt(m["pixel_auroc"]), fmt(m["aupro"])]

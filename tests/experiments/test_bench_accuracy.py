@@ -12,6 +12,7 @@ import pytest
 from scipy.stats import binomtest
 
 from experiments.bench_accuracy import consistent_false_alarms, main
+from experiments.blind_maps import blind_metrics
 from experiments import common
 from experiments.common import dataset_path
 from tests.conftest import sample_subset
@@ -77,6 +78,8 @@ def test_suite_command_on_a_tiny_dataset(tmp_path, monkeypatch):
     assert row["megapixels_per_second"] == pytest.approx(megapixels / row["seconds"], rel=1e-9)
     assert 0 < row["train_minutes"] < 10
     assert row["epochs"] == 1  # parsed from train's summary line
+    blind = blind_metrics(str(data)).values()
+    assert (row["blind_pixel_auroc"], row["blind_aupro"]) == (max(a for a, _ in blind), max(p for _, p in blind))
 
     # the markdown tables carry the same numbers: the dataset row, mean and worst over one dataset
     table = [line.split(" | ") for line in (out / "accuracy.md").read_text().splitlines() if line.startswith("| ")]
@@ -85,6 +88,7 @@ def test_suite_command_on_a_tiny_dataset(tmp_path, monkeypatch):
         assert by_label[label][2] == f"{row['image_auroc']:.3f}"
         assert by_label[label][6] == f"{row['images_per_second']:.1f}"
     assert by_label["tiny"][8] == f"{row['false_alarms']}/6 ({row['false_alarm_rate']:.3f})"
+    assert by_label["tiny"][12].strip("| ") == f"{row['blind_pixel_auroc']:.3f} / {row['blind_aupro']:.3f}"
     section = results.read_text().split("<!-- suite:start -->")[1].split("<!-- suite:end -->")[0]
     assert f"- commit: {saved['provenance']['commit']}" in section
     assert "| " + " | ".join(by_label["tiny"]).strip("| ") + " |" in section
