@@ -22,7 +22,7 @@ from anomaly.calibration import Calibration, calibrate
 from anomaly.config import AUTO_SCALE, ModelConfig, TrainConfig
 from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, image_shape, load_samples
 from anomaly.detector import Detector, score_in_batches
-from anomaly.models import build_model, options_class, resolve_options
+from anomaly.models import build_model, default_epochs, options_class, resolve_options
 from anomaly.painted import DRAWS, RECIPES, normal_batches, painted_aurocs
 from anomaly.quiet import quiet
 from anomaly.tiling import scale_for
@@ -218,7 +218,7 @@ def train(config: TrainConfig, *, logger: Any = False, progress: bool = True,
     started = time.perf_counter()  # the time budget counts from here
     samples = load_samples(config.data or str(SAMPLE_MANIFEST))
     model_defaults = config.model_config(channels=1)  # ModelConfig resolves the unset size and smoothing
-    config = config.replace(epochs=config.epochs or options_class(config.model).epochs,  # as trained
+    config = config.replace(epochs=config.epochs or default_epochs(config.model, config.time_budget),  # as asked
                             image_size=model_defaults.image_size, smoothing_sigma=model_defaults.smoothing_sigma,
                             precision=resolve_precision(config.precision, config.accelerator))
     fit = _prepare(config, samples, started, logger=logger, progress=progress, callbacks=callbacks)

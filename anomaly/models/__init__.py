@@ -2,9 +2,9 @@
 
 Each options dataclass is the whole truth about its model's settings: its fields are the model's own
 hyperparameters with their defaults (`--option KEY=VALUE`), its class variables the model's defaults
-for the shared settings (`image_size`, the map `residual`, `smoothing` by input size, `epochs`) and the
-LightningModule that trains it (`lightning`, imported only when a model is built). This module imports
-neither torch nor anomaly.config.
+for the shared settings (`image_size`, the map `residual`, `smoothing` by input size, `epochs`, draem's
+`budget_epochs`) and the LightningModule that trains it (`lightning`, imported only when a model is
+built). This module imports neither torch nor anomaly.config.
 """
 
 from __future__ import annotations
@@ -46,6 +46,13 @@ def default_smoothing(name: str, image_size: tuple[int, int]) -> float:
     chosen = options_class(name).smoothing
     side = min(image_size)
     return chosen[min(chosen, key=lambda measured: (abs(measured - side), -measured))]
+
+
+def default_epochs(name: str, time_budget: float) -> int:
+    """The epochs `--epochs 0` asks for: the model's `budget_epochs` under a time budget where it has one
+    (the budget then decides how many of them run), its `epochs` otherwise."""
+    chosen = options_class(name)
+    return (getattr(chosen, "budget_epochs", 0) if time_budget else 0) or chosen.epochs
 
 
 def option_defaults(name: str) -> dict[str, Any]:

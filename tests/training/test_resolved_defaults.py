@@ -1,4 +1,5 @@
-"""Defaults resolved at training: epochs 0 is the model's default (what ran is config.epochs), so are an unset input size and map smoothing;
+"""Defaults resolved at training: epochs 0 is the model's default (draem's under a time budget: as many as fit, at
+most its budget_epochs; what ran is config.epochs), so are an unset input size and map smoothing;
 precision "auto" picks bfloat16 mixed precision only where the hardware computes it fast."""
 
 import pytest
@@ -10,9 +11,9 @@ from anomaly.models import OPTIONS, option_defaults
 from anomaly.training import resolve_precision
 
 
-@pytest.mark.parametrize("model, epochs, expected",
-                         [("draem", 0, 60), ("ae", 0, 30), ("draem", 7, 7)])
-def test_epochs_zero_trains_the_models_default(tmp_path, monkeypatch, model, epochs, expected):
+@pytest.mark.parametrize("model, epochs, budget, expected",
+                         [("draem", 0, 20.0, 700), ("draem", 0, 0.0, 60), ("ae", 0, 20.0, 30), ("draem", 7, 20.0, 7)])
+def test_epochs_zero_trains_the_models_default(tmp_path, monkeypatch, model, epochs, budget, expected):
     import lightning as L
 
     from anomaly.training import train
@@ -25,7 +26,7 @@ def test_epochs_zero_trains_the_models_default(tmp_path, monkeypatch, model, epo
 
     assert TrainConfig().epochs == 0 and TrainConfig().image_size is None
     monkeypatch.setattr(OPTIONS[model], "image_size", (32, 32))  # the default, small for speed
-    config = TrainConfig(model=model, width=4, depth=2, epochs=epochs, batch_size=8,
+    config = TrainConfig(model=model, width=4, depth=2, epochs=epochs, time_budget=budget, batch_size=8,
                          tracking=False, out=str(tmp_path / model),
                          options={"crop": 16, "seg_width": 4} if model == "draem" else {})
     stop = StopAfterOneEpoch()

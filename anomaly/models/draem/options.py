@@ -14,7 +14,8 @@ class DraemOptions:
     image_size: ClassVar[tuple[int, int]] = (128, 128)  # whole 128x128 images beat 128-crops of 256x256
     residual: ClassVar[str] = "segmentation"  # its own map: the segmentation network's defect probability
     smoothing: ClassVar[dict[int, float]] = {128: 0.0, 256: 1.0}  # sigma by the input's shorter side
-    epochs: ClassVar[int] = 60
+    epochs: ClassVar[int] = 60  # without a time budget
+    budget_epochs: ClassVar[int] = 700  # with one: as many as fit, at most DRAEM's 700 (anomaly.models.default_epochs)
 
     crop: int = 128  # side of the random square training crops (0: whole images); scoring is on whole images
     edge_crops: bool = True  # crops touch the image edges as often as the interior (false: uniform positions)
