@@ -13,7 +13,7 @@ import numpy as np
 from anomaly.data import Sample, decode_mask
 from anomaly.detector import Detector, Prediction
 from anomaly.metrics import aupro, f1_at_threshold, f1_optimal_threshold, image_auroc, pixel_auroc
-from anomaly.painted import normal_batches, painted_aurocs
+from anomaly.painted import held_out_checks
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class MetricReport:
     false_alarm_interval: tuple[float, float] | None = None  # 95% Clopper-Pearson interval of false_alarm_rate
     fpr_bound: float | None = None  # the false-alarm rate the calibration guarantees (None: no guarantee recorded)
     guarantee: str = ""  # that guarantee in words (anomaly.calibration.Calibration.guarantee)
-    painted: dict[str, float] = field(default_factory=dict)  # anomaly.painted's AUROCs on the normal images
+    painted: dict[str, float] = field(default_factory=dict)  # anomaly.painted.held_out_checks on the normal images
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -113,6 +113,5 @@ def evaluate(detector: Detector, samples: Sequence[Sample], *, batch_size: int =
         false_alarm_interval=false_alarm_interval(int((normal_scores >= threshold).sum()), len(normals))
         if normals else None,
         fpr_bound=detector.calibration.fpr_bound, guarantee=detector.calibration.guarantee(),
-        painted=painted_aurocs(detector, normal_batches(normals, detector.config.channels, detector.config.scale),
-                               on_draw=on_draw) if painted else {})
+        painted=held_out_checks(detector, normals, on_draw=on_draw) if painted else {})
     return report, predictions

@@ -9,7 +9,8 @@ training seed (their scores resized to the model's input size, its maps back); a
 (anomaly.tiling) has them painted at its scaled images' own sizes and scores them tile by tile, as it predicts.
 On MTD, `drawn` ranks trained models like the test split's pixel AUROC does and `thin` follows its cracks
 (experiments/RESULTS.md, "Which validation tracks the test split"); the benchmarks choose settings on them, and
-training logs them.
+training logs them. Beside them, `reconstruction_spread` checks on the same normals that the model's output depends
+on its input at all.
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 from torch.utils.data import DataLoader
 
-from anomaly.config import TrainConfig
 from anomaly.data import AnomalyDataModule, ImageDataset, Sample, resize
-from anomaly.detector import Detector
+from anomaly.detector import Detector, preprocess, to_model_scale
 from anomaly.metrics import image_auroc, pixel_auroc
 from anomaly.scoring import resize_map
 VALIDATION_SEED = 20211011  # draw k of a recipe is seeded VALIDATION_SEED + k
@@ -36,6 +36,9 @@ MAX_IMAGES = 512  # of the held-out normals, the first (the pixels of all are ra
 MAX_PIXELS = MAX_IMAGES * VALIDATION_SIZE[0] * VALIDATION_SIZE[1]  # at a scale: the first images up to as many pixels
 DRAWN_KINDS = ("scratch", "stain", "hole")
 WEAK_AUROC = 0.65  # drawn image AUROC under this: the model barely tells painted defects from normal images
+SPREAD_IMAGES = 64  # held-out normals whose reconstructions reconstruction_spread compares, the first
+COLLAPSED_SPREAD = 0.05  # spread under this: one output whatever the input (collapsed models measured <= 0.02,
+# working ones >= 0.27: experiments/RESULTS.md, "The dense bottleneck's collapse")
 
 Mark = Callable[[tuple[int, int], np.random.Generator, tuple[float, float]], tuple[np.ndarray, np.ndarray]]
 Recipe = Callable[[torch.Tensor, torch.Generator, np.random.Generator], tuple[torch.Tensor, torch.Tensor]]
@@ -121,14 +124,6 @@ def normal_batches(samples: Sequence[Sample], channels: int, scale: float | None
     return DataLoader(ImageDataset(samples, VALIDATION_SIZE, channels, scale=scale, tiles="none"), batch_size=1)
 
 
-def held_out_normals(samples: Sequence[Sample], channels: int, seed: int,
-                     val_fraction: float = TrainConfig.val_fraction, scale: float | None = None) -> DataLoader:
-    """`normal_batches` of the held-out training normals of a run trained with `seed` and `val_fraction`: the
-    same batches as its datamodule's validation whatever the training batch size."""
-    held_out = AnomalyDataModule(list(samples), VALIDATION_SIZE, channels, val_fraction=val_fraction, seed=seed)
-    return normal_batches(held_out.val_samples, channels, scale)
-
-
 @torch.no_grad()
 def recipe_aurocs(detector: Detector, normals: DataLoader, recipe: Recipe, draw: int) -> tuple[float, float]:
     """(image AUROC, pixel AUROC) of the detector's scores and maps on draw `draw` of `recipe` over the batches
@@ -186,23 +181,61 @@ def painted_aurocs(detector: Detector, normals: DataLoader, draws: int = DRAWS,
     return {k: v for k, v in values.items() if not math.isnan(v)}
 
 
+def reconstruction_spread(detector: Detector, normals: Sequence[Sample]) -> float:
+    """How much the model's reconstructions of `normals` (the first SPREAD_IMAGES) differ from image to image,
+    against how much the images it was given do: the per-pixel standard deviation across the images, averaged
+    over the pixels, of its reconstructions over that of its inputs (at model scale, resized to VALIDATION_SIZE).
+    Near 0 the model outputs one image whatever its input, and its map is the distance to that image. NaN for
+    an export without weights, fewer than two images or identical ones."""
+    if detector.model is None or len(normals) < 2:
+        return math.nan
+    arrays = [detector.decode(s.image) for s in normals[:SPREAD_IMAGES]]
+    config = detector.config
+    inputs = list(preprocess(arrays, config.image_size)) if config.scale is None else \
+        [to_model_scale(array, config) for array in arrays]
+    outputs = [torch.from_numpy(output) for output in detector.reconstruct(arrays)]
+    inputs, outputs = ([resize(image[None], VALIDATION_SIZE)[0] for image in images] for images in (inputs, outputs))
+    given = torch.stack(inputs).std(0).mean()
+    return float(torch.stack(outputs).std(0).mean() / given) if given > 0 else math.nan
+
+
+def held_out_checks(detector: Detector, normals: Sequence[Sample], draws: int = DRAWS,
+                    on_draw: Callable[[], None] = lambda: None) -> dict[str, float]:
+    """`painted_aurocs` on `normals` and their "reconstruction_spread" (left out where NaN): what training
+    validates a model on and `anomaly evaluate --painted` reports."""
+    config = detector.config
+    checks = painted_aurocs(detector, normal_batches(normals, config.channels, config.scale), draws, on_draw)
+    spread = reconstruction_spread(detector, normals)
+    return checks if math.isnan(spread) else {**checks, "reconstruction_spread": spread}
+
+
 def painted_validation(detector: Detector, samples: Sequence[Sample], *, seed: int, val_fraction: float,
                        draws: int = DRAWS) -> dict[str, float]:
-    """`painted_aurocs` on the held-out normals of a run trained on `samples` with `seed` and `val_fraction`."""
-    held_out = held_out_normals(samples, detector.config.channels, seed, val_fraction, detector.config.scale)
-    return painted_aurocs(detector, held_out, draws)
+    """`held_out_checks` on the held-out normals of a run trained on `samples` with `seed` and `val_fraction`
+    (the same images as its datamodule's validation whatever the training batch size)."""
+    held_out = AnomalyDataModule(list(samples), VALIDATION_SIZE, detector.config.channels,
+                                 val_fraction=val_fraction, seed=seed).val_samples
+    return held_out_checks(detector, held_out, draws)
 
 
 def summary(aurocs: dict[str, float], where: str = "the held-out normals") -> str:
-    """`painted_aurocs` in one line ("" when there are none), painted into `where`; with a warning when the
-    drawn defects' image AUROC is under WEAK_AUROC."""
+    """`held_out_checks` in one line ("" without painted AUROCs), painted into `where`; with a warning when the
+    drawn defects' image AUROC is under WEAK_AUROC, another when the reconstruction spread is under
+    COLLAPSED_SPREAD."""
     cells = [f"{name} {aurocs[f'{name}_image_auroc']:.3f} / {aurocs[f'{name}_pixel_auroc']:.3f}"
              for name in RECIPES if f"{name}_image_auroc" in aurocs]
     if not cells:
         return ""
     line = f"Painted defects in {where}, image / pixel AUROC: {', '.join(cells)}."
+    if "reconstruction_spread" in aurocs:
+        line += f" Reconstruction spread {aurocs['reconstruction_spread']:.3f}."
     if aurocs.get("drawn_image_auroc", 1.0) < WEAK_AUROC:
         line += (f" Warning: drawn image AUROC under {WEAK_AUROC} (0.5 is chance): this model barely tells painted "
                  "defects from normal images and is unlikely to find real ones; the default model (draem) or more "
                  "epochs may.")
+    if aurocs.get("reconstruction_spread", 1.0) < COLLAPSED_SPREAD:
+        line += (f" Warning: its reconstructions hardly differ from image to image (spread "
+                 f"{aurocs['reconstruction_spread']:.3f} of the images' own, under {COLLAPSED_SPREAD}): it outputs "
+                 "about one image whatever its input, so its maps measure the distance to that image (brightness, "
+                 "where the part is), not defects; the default model (draem) does not collapse so.")
     return line

@@ -23,7 +23,7 @@ from anomaly.config import AUTO_SCALE, ModelConfig, TrainConfig
 from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, image_shape, load_samples
 from anomaly.detector import Detector, score_in_batches
 from anomaly.models import build_model, default_epochs, options_class, resolve_options
-from anomaly.painted import DRAWS, RECIPES, normal_batches, painted_aurocs
+from anomaly.painted import DRAWS, RECIPES, held_out_checks
 from anomaly.quiet import quiet
 from anomaly.tiling import scale_for
 
@@ -45,7 +45,7 @@ class TrainResult:
     val_samples: list[Sample]
     train_seconds: float
     epoch_losses: list[dict[str, float]]  # per epoch, the logged train/ and val/ means
-    painted_aurocs: dict[str, float]  # AUROCs on defects painted into the held-out normals (anomaly.painted)
+    painted_aurocs: dict[str, float]  # anomaly.painted.held_out_checks: painted AUROCs, reconstruction spread
     epochs_asked: int  # the model's default or --epochs; config.epochs is lower when the time budget cut it
     report: MetricReport | None = None  # test-split metrics (tracked runs with a test split)
     registration: Registration | None = None  # MLflow run and registered model version (tracked runs)
@@ -102,8 +102,8 @@ class TimeBudget(L.Callback):
     """Keep `anomaly train` within `minutes` of wall time from `started` (loading the data included) to the
     bundle and its painted validation: after every epoch, the fit is set to the epochs that fit the time left
     at the mean epoch time so far (validations included), less the work after the fit, `after_fit_passes`
-    passes over the held-out normals timed by the last validation (one calibration pass and the painted
-    validation's draws; nothing reserved before the first validation). Never more epochs than asked for,
+    passes over the held-out normals timed by the last validation (one calibration pass, the painted
+    validation's draws and one for the reconstruction spread; nothing reserved before the first validation). Never more epochs than asked for,
     never fewer than done (then it stops). The count is `trainer.fit_loop.max_epochs`: the validation
     schedule and a learning-rate schedule that reads `trainer.estimated_stepping_batches` at each step
     (draem's cosine) follow it. Global rank 0 decides and broadcasts, so every DDP rank stops together."""
@@ -279,7 +279,7 @@ def _prepare(config: TrainConfig, samples: list[Sample], started: float, *, logg
     losses = EpochLosses()
     callbacks = [losses, ValidationSchedule(), *callbacks]
     if config.time_budget:
-        callbacks.append(TimeBudget(config.time_budget, started, after_fit_passes=1 + len(RECIPES) * DRAWS))
+        callbacks.append(TimeBudget(config.time_budget, started, after_fit_passes=2 + len(RECIPES) * DRAWS))
     bars = progress and sys.stdout.isatty()  # Rich bars on a terminal, one line per epoch in a log
     if progress:
         callbacks.append(L.pytorch.callbacks.RichProgressBar() if bars else EpochLines(losses))
@@ -315,6 +315,6 @@ def _run(fit: _Fit, on_epoch: Callable[..., None] | None = None) -> TrainResult 
     path = save_bundle(config.out, model_config, model.state_dict(), calibration)
     device = str(next(model.parameters()).device)
     detector = Detector(Bundle(model_config, model.state_dict(), calibration), device=device)
-    painted = painted_aurocs(detector, normal_batches(held_out, model_config.channels, model_config.scale))
+    painted = held_out_checks(detector, held_out)
     return TrainResult(config, path, model_config, calibration, fit.samples, held_out, train_seconds,
                        fit.losses.history, painted, asked)

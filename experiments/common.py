@@ -110,14 +110,28 @@ def anomaly_cli(*args: str, capture: bool = False) -> str:
 
 
 TRAINED = re.compile(r"trained \S+ for (\d+)(?: of (\d+))? epochs")  # anomaly train's summary line
+HELD_OUT = re.compile(r"(drawn|thin) (\d+\.\d+) / (\d+\.\d+)|Reconstruction spread (\d+\.\d+)")  # its held-out checks
+
+
+def held_out_checks(output: str) -> dict[str, float]:
+    """anomaly.painted.held_out_checks as `anomaly train` printed them: {"drawn_image_auroc", ...,
+    "reconstruction_spread"}, those it printed."""
+    checks = {}
+    for recipe, image, pixel, spread in HELD_OUT.findall(" ".join(output.split())):
+        if spread:
+            checks["reconstruction_spread"] = float(spread)
+        else:
+            checks.update({f"{recipe}_image_auroc": float(image), f"{recipe}_pixel_auroc": float(pixel)})
+    return checks
 
 
 def train_and_evaluate(data: Path, out: Path, train_args: list[str], seed: int = 0) -> dict:
     """`anomaly train` (no tracking, no evaluation) timed, then `anomaly evaluate --json` on the test split.
 
     Returns evaluate's JSON report plus `train_minutes` (wall time of the training command: data loading,
-    fit and calibration), `bundle` (the bundle folder) and `epochs` (those trained: fewer than asked where the time
-    budget cut them; None if train's summary line was not found)."""
+    fit and calibration), `bundle` (the bundle folder), `epochs` (those trained: fewer than asked where the time
+    budget cut them; None if train's summary line was not found) and `held_out` (train's painted AUROCs and
+    reconstruction spread on the held-out normals, `held_out_checks`)."""
     start = time.perf_counter()
     output = anomaly_cli("train", "--data", str(data), "--out", str(out), "--seed", str(seed), "--no-tracking",
                          "--no-evaluate", *train_args)
@@ -125,4 +139,5 @@ def train_and_evaluate(data: Path, out: Path, train_args: list[str], seed: int =
     trained = TRAINED.search(output)
     report = json.loads(anomaly_cli("evaluate", "--model", str(out), "--data", str(data), "--json", "--no-painted",
                                     capture=True))
-    return {**report, "train_minutes": minutes, "bundle": str(out), "epochs": int(trained[1]) if trained else None}
+    return {**report, "train_minutes": minutes, "bundle": str(out), "epochs": int(trained[1]) if trained else None,
+            "held_out": held_out_checks(output)}

@@ -61,7 +61,7 @@ def test_evaluate_on_normal_images_alone_reports_false_alarms_and_painted_defect
     threshold and the painted defects found in them are what tells a user whether the model still fits."""
     from anomaly.data import scan_folder
     from anomaly.detector import Detector
-    from anomaly.painted import normal_batches, painted_aurocs
+    from anomaly.painted import held_out_checks
 
     bundle, _ = cli_bundle
     new_normals = [s for s in trained.samples if s.split == "test" and s.label == 0]
@@ -78,8 +78,9 @@ def test_evaluate_on_normal_images_alone_reports_false_alarms_and_painted_defect
     samples = scan_folder(tmp_path)
     scores = np.array([p.score for p in detector.predict([s.image for s in samples])])
     assert report["false_alarm_rate"] == pytest.approx((scores >= report["threshold"]).mean())
-    assert report["painted"] == pytest.approx(painted_aurocs(detector, normal_batches(samples, detector.config.channels)))
-    assert set(report["painted"]) == {"drawn_image_auroc", "drawn_pixel_auroc", "thin_image_auroc", "thin_pixel_auroc"}
+    assert report["painted"] == pytest.approx(held_out_checks(detector, samples))
+    assert set(report["painted"]) == {"drawn_image_auroc", "drawn_pixel_auroc", "thin_image_auroc", "thin_pixel_auroc",
+                                      "reconstruction_spread"}
 
     table = anomaly("evaluate", "--model", str(bundle), "--data", str(tmp_path), "--split", "train").stdout
     table = " ".join(table.split())

@@ -48,11 +48,13 @@ def flat_normals(tmp_path_factory):
 
 
 def scorer(maps_of):
-    """A detector-shaped reference: `maps_of(batch)` gives its maps, their means its scores."""
+    """A detector-shaped reference: `maps_of(batch)` gives its maps, their means its scores; no weights, so no
+    reconstruction spread."""
     def score_batch(batch):
         maps = maps_of(batch)
         return maps.flatten(1).mean(1), maps
-    return SimpleNamespace(config=SimpleNamespace(image_size=(256, 256), channels=1, scale=None), score_batch=score_batch)
+    return SimpleNamespace(config=SimpleNamespace(image_size=(256, 256), channels=1, scale=None), score_batch=score_batch,
+                           model=None)
 
 
 def test_an_oracle_scores_one_and_noise_scores_a_half(flat_normals):

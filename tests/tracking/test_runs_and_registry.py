@@ -82,10 +82,10 @@ def test_a_training_run_carries_params_losses_calibration_tests_plots_and_tags(h
     assert tags["git.commit"].startswith(head.strip()) and tags["anomaly.version"] == anomaly.__version__
     assert tags["dataset.fingerprint"] == tracking.dataset_fingerprint(load_samples(params["data"]))
     assert "Image threshold" in tags["mlflow.note.content"]
-    # painted-defect AUROCs, as the saved bundle scores them again
+    # painted-defect AUROCs and the reconstruction spread, as the saved bundle scores them again
     painted = painted_validation(Detector.load(run.bundle_path), run.samples, seed=run.config.seed,
                                  val_fraction=run.config.val_fraction)
-    assert len(painted) == 4 and painted == pytest.approx(run.painted_aurocs)
+    assert len(painted) == 5 and painted == pytest.approx(run.painted_aurocs)  # 4 AUROCs, the spread
     assert {k: v for k, v in metrics.items() if k.startswith("painted/")} == pytest.approx(
         {f"painted/{k}": v for k, v in painted.items()})
     assert summary(painted) in tags["mlflow.note.content"]
