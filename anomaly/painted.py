@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from torch.utils.data import DataLoader
 
 from anomaly.data import AnomalyDataModule, ImageDataset, Sample, resize
-from anomaly.detector import Detector, preprocess, to_model_scale
+from anomaly.detector import Detector, to_model_scale
 from anomaly.metrics import image_auroc, pixel_auroc
 from anomaly.scoring import resize_map
 VALIDATION_SEED = 20211011  # draw k of a recipe is seeded VALIDATION_SEED + k
@@ -187,14 +187,13 @@ def reconstruction_spread(detector: Detector, normals: Sequence[Sample]) -> floa
     over the pixels, of its reconstructions over that of its inputs (at model scale, resized to VALIDATION_SIZE).
     Near 0 the model outputs one image whatever its input, and its map is the distance to that image. NaN for
     an export without weights, fewer than two images or identical ones."""
-    if detector.model is None or len(normals) < 2:
+    if not detector.has_weights or len(normals) < 2:
         return math.nan
-    arrays = [detector.decode(s.image) for s in normals[:SPREAD_IMAGES]]
-    config = detector.config
-    inputs = list(preprocess(arrays, config.image_size)) if config.scale is None else \
-        [to_model_scale(array, config) for array in arrays]
-    outputs = [torch.from_numpy(output) for output in detector.reconstruct(arrays)]
-    inputs, outputs = ([resize(image[None], VALIDATION_SIZE)[0] for image in images] for images in (inputs, outputs))
+    inputs, outputs = [], []
+    for sample in normals[:SPREAD_IMAGES]:  # one at a time: a large image is held only while it is reconstructed
+        array = detector.decode(sample.image)
+        inputs.append(resize(to_model_scale(array, detector.config)[None], VALIDATION_SIZE)[0])
+        outputs.append(resize(torch.from_numpy(detector.reconstruct([array])[0])[None], VALIDATION_SIZE)[0])
     given = torch.stack(inputs).std(0).mean()
     return float(torch.stack(outputs).std(0).mean() / given) if given > 0 else math.nan
 

@@ -54,7 +54,7 @@ def scorer(maps_of):
         maps = maps_of(batch)
         return maps.flatten(1).mean(1), maps
     return SimpleNamespace(config=SimpleNamespace(image_size=(256, 256), channels=1, scale=None), score_batch=score_batch,
-                           model=None)
+                           has_weights=False)
 
 
 def test_an_oracle_scores_one_and_noise_scores_a_half(flat_normals):

@@ -12,6 +12,7 @@ from anomaly.calibration import calibrate
 from anomaly.config import TrainConfig
 from anomaly.data import decode_image, load_samples, resize
 from anomaly.detector import Detector, preprocess
+from anomaly.export import export_onnx
 from anomaly.models import build_model
 from anomaly.painted import COLLAPSED_SPREAD, VALIDATION_SIZE, held_out_checks, reconstruction_spread, summary
 from anomaly.training import SAMPLE_MANIFEST
@@ -52,8 +53,8 @@ def test_a_model_that_outputs_one_image_for_all_is_named(normals):
     assert working["reconstruction_spread"] > 0.5 and "hardly differ" not in summary(working)
 
 
-def test_no_spread_without_weights_or_without_two_images(normals):
+def test_no_spread_without_weights_or_without_two_images(normals, tmp_path):
     detector = untrained("diffusion", normals)
     assert math.isnan(reconstruction_spread(detector, normals[:1]))
-    detector.model = None  # an export's detector: no reconstruction
-    assert math.isnan(reconstruction_spread(detector, normals))
+    folder = export_onnx(detector.to_bundle(), tmp_path / "export")
+    assert math.isnan(reconstruction_spread(Detector.load(folder, backend="onnxruntime"), normals))  # no weights
