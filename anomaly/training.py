@@ -103,10 +103,11 @@ class TimeBudget(L.Callback):
     bundle and its painted validation: after every epoch, the fit is set to the epochs that fit the time left
     at the mean epoch time so far (validations included), less the work after the fit, `after_fit_passes`
     passes over the held-out normals timed by the last validation (one calibration pass, the painted
-    validation's draws and one for the reconstruction spread; nothing reserved before the first validation). Never more epochs than asked for,
-    never fewer than done (then it stops). The count is `trainer.fit_loop.max_epochs`: the validation
-    schedule and a learning-rate schedule that reads `trainer.estimated_stepping_batches` at each step
-    (draem's cosine) follow it. Global rank 0 decides and broadcasts, so every DDP rank stops together."""
+    validation's draws and one for the reconstruction spread; nothing reserved before the first validation).
+    Never more epochs than asked for, never fewer than done (then it stops). The count is
+    `trainer.fit_loop.max_epochs`: the validation schedule and a learning-rate schedule that reads
+    `trainer.estimated_stepping_batches` at each step (draem's cosine) follow it. Global rank 0 decides and
+    broadcasts, so every DDP rank stops together."""
 
     def __init__(self, minutes: float, started: float, after_fit_passes: int) -> None:
         self.deadline, self.after_fit_passes = started + minutes * 60, after_fit_passes

@@ -13,8 +13,8 @@ dae 53, inpaint 157, twodec 199, ganomaly 126). Same protocol as experiments/ben
 normals). With --budget M, every model instead trains as many epochs as fit M minutes (`--time-budget M` over
 an epoch count no run reaches), so that the rows compare at equal cost on any dataset. The epochs column gives
 the epochs trained ("6 of 9": the 20-minute default budget cut the rest); spread, the reconstruction spread on
-the held-out normals (anomaly.painted: under 0.05 the model outputs about one image). Writes OUT/bench-<model>/ bundles
-and the --section of experiments/RESULTS.md.
+the held-out normals (anomaly.painted: under 0.05 the model outputs about one image). Writes OUT/bench-<model>/
+bundles and the --section of experiments/RESULTS.md.
 """
 
 from __future__ import annotations

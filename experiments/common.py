@@ -113,7 +113,7 @@ TRAINED = re.compile(r"trained \S+ for (\d+)(?: of (\d+))? epochs")  # anomaly t
 HELD_OUT = re.compile(r"(drawn|thin) (\d+\.\d+) / (\d+\.\d+)|Reconstruction spread (\d+\.\d+)")  # its held-out checks
 
 
-def held_out_checks(output: str) -> dict[str, float]:
+def printed_held_out_checks(output: str) -> dict[str, float]:
     """anomaly.painted.held_out_checks as `anomaly train` printed them: {"drawn_image_auroc", ...,
     "reconstruction_spread"}, those it printed."""
     checks = {}
@@ -131,7 +131,7 @@ def train_and_evaluate(data: Path, out: Path, train_args: list[str], seed: int =
     Returns evaluate's JSON report plus `train_minutes` (wall time of the training command: data loading,
     fit and calibration), `bundle` (the bundle folder), `epochs` (those trained: fewer than asked where the time
     budget cut them; None if train's summary line was not found) and `held_out` (train's painted AUROCs and
-    reconstruction spread on the held-out normals, `held_out_checks`)."""
+    reconstruction spread on the held-out normals, `printed_held_out_checks`)."""
     start = time.perf_counter()
     output = anomaly_cli("train", "--data", str(data), "--out", str(out), "--seed", str(seed), "--no-tracking",
                          "--no-evaluate", *train_args)
@@ -140,4 +140,4 @@ def train_and_evaluate(data: Path, out: Path, train_args: list[str], seed: int =
     report = json.loads(anomaly_cli("evaluate", "--model", str(out), "--data", str(data), "--json", "--no-painted",
                                     capture=True))
     return {**report, "train_minutes": minutes, "bundle": str(out), "epochs": int(trained[1]) if trained else None,
-            "held_out": held_out_checks(output)}
+            "held_out": printed_held_out_checks(output)}

@@ -17,10 +17,10 @@ def test_the_held_out_checks_are_read_back_from_trains_wrapped_output():
     import textwrap
 
     from anomaly.painted import summary
-    from experiments.common import held_out_checks
+    from experiments.common import printed_held_out_checks
 
     checks = {"drawn_image_auroc": 0.981, "drawn_pixel_auroc": 0.998, "thin_image_auroc": 0.914,
               "thin_pixel_auroc": 0.975, "reconstruction_spread": 0.012}
     printed = "trained twodec for 6 of 9 epochs\n" + "\n".join(textwrap.wrap(summary(checks), 60))  # a narrow terminal
-    assert "hardly differ" in printed and held_out_checks(printed) == checks
-    assert held_out_checks("trained ae for 3 epochs") == {}
+    assert "hardly differ" in printed and printed_held_out_checks(printed) == checks
+    assert printed_held_out_checks("trained ae for 3 epochs") == {}
