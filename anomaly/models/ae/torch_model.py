@@ -3,17 +3,12 @@
 Each stage halves the resolution with a 4x4 stride-2 convolution and refines with a 3x3 one,
 except at full resolution, where a 3x3 convolution would cost more than the rest of the network
 (as in Bergmann et al.'s architecture); the decoder mirrors it with transposed convolutions.
-With `norm="batch"`, BatchNorm follows every convolution but the first and the output, as in DCGAN
-(GANomaly's networks): without it this network already outputs about one image whatever its input
-before training (experiments/RESULTS.md, the dense bottleneck's collapse).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-
-from anomaly.models.ae.options import check_norm
 
 
 def stage_widths(width: int, depth: int) -> list[int]:
@@ -33,38 +28,27 @@ def bottleneck_shape(image_size: tuple[int, int], depth: int) -> tuple[int, int]
     return h // factor, w // factor
 
 
-def activation(channels: int, norm: bool) -> list[nn.Module]:
-    """What follows a convolution: LeakyReLU(0.2), after BatchNorm if `norm`."""
-    return [*([nn.BatchNorm2d(channels)] if norm else []), nn.LeakyReLU(0.2, inplace=True)]
-
-
-def down(cin: int, cout: int, refine: bool = True, norm: bool = False) -> nn.Sequential:
-    layers = [nn.Conv2d(cin, cout, 4, stride=2, padding=1), *activation(cout, norm)]
+def down(cin: int, cout: int, refine: bool = True) -> nn.Sequential:
+    layers = [nn.Conv2d(cin, cout, 4, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True)]
     if refine:
-        layers += [nn.Conv2d(cout, cout, 3, padding=1), *activation(cout, norm)]
+        layers += [nn.Conv2d(cout, cout, 3, padding=1), nn.LeakyReLU(0.2, inplace=True)]
     return nn.Sequential(*layers)
 
 
-def up(cin: int, cout: int, norm: bool = False) -> nn.Sequential:
+def up(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1), *activation(cout, norm),
-        nn.Conv2d(cout, cout, 3, padding=1), *activation(cout, norm),
+        nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1), nn.LeakyReLU(0.2, inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
     )
-
-
-def norm_flag(norm: str) -> bool:
-    check_norm("the autoencoder's", norm)
-    return norm == "batch"
 
 
 class Encoder(nn.Module):
     """(B, C, H, W) -> (B, out_features) through `depth` stride-2 stages and a linear layer."""
 
-    def __init__(self, channels: int, image_size: tuple[int, int], width: int, depth: int, out_features: int,
-                 norm: str = "none"):
+    def __init__(self, channels: int, image_size: tuple[int, int], width: int, depth: int, out_features: int):
         super().__init__()
-        widths, batch = stage_widths(width, depth), norm_flag(norm)
-        self.stages = nn.Sequential(*[down(cin, cout, refine=i > 0, norm=batch and i > 0)
+        widths = stage_widths(width, depth)
+        self.stages = nn.Sequential(*[down(cin, cout, refine=i > 0)
                                       for i, (cin, cout) in enumerate(zip([channels, *widths], widths))])
         h, w = bottleneck_shape(image_size, depth)
         self.fc = nn.Linear(widths[-1] * h * w, out_features)
@@ -76,18 +60,16 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """(B, latent_dim) -> (B, C, H, W) in [0, 1]."""
 
-    def __init__(self, channels: int, image_size: tuple[int, int], width: int, depth: int, latent_dim: int,
-                 norm: str = "none"):
+    def __init__(self, channels: int, image_size: tuple[int, int], width: int, depth: int, latent_dim: int):
         super().__init__()
-        widths, batch = stage_widths(width, depth)[::-1], norm_flag(norm)
+        widths = stage_widths(width, depth)[::-1]
         self.grid = (widths[0], *bottleneck_shape(image_size, depth))
         self.fc = nn.Linear(latent_dim, widths[0] * self.grid[1] * self.grid[2])
-        self.fc_activation = nn.Sequential(*activation(widths[0], batch))
-        self.stages = nn.Sequential(*[up(cin, cout, batch) for cin, cout in zip(widths, widths[1:])])
+        self.stages = nn.Sequential(*[up(cin, cout) for cin, cout in zip(widths, widths[1:])])
         self.head = nn.ConvTranspose2d(widths[-1], channels, 4, stride=2, padding=1)  # to full resolution
 
     def forward(self, z: Tensor) -> Tensor:
-        x = self.fc_activation(self.fc(z).view(-1, *self.grid))  # (B, C', h, w)
+        x = torch.nn.functional.leaky_relu(self.fc(z), 0.2).view(-1, *self.grid)  # (B, C', h, w)
         return torch.sigmoid(self.head(self.stages(x)))  # (B, C, H, W)
 
 

@@ -26,19 +26,18 @@ from anomaly.models.ganomaly.loss import discriminator_loss, generator_losses, l
 from anomaly.models.ganomaly.torch_model import Ganomaly
 
 def _reset(module: torch.nn.Module) -> None:
-    if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear, torch.nn.BatchNorm2d)):
+    if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
         module.reset_parameters()
 
 
 class GanomalyModel(ReconstructionModel):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
-        options = dataclasses.asdict(model_options(config))
-        norm = options.pop("norm")
-        self.latent_weight = float(options.pop("latent_weight"))
-        self.weights = {k: float(v) for k, v in options.items()}
+        options = {k: float(v) for k, v in dataclasses.asdict(model_options(config)).items()}
+        self.latent_weight = options.pop("latent_weight")
+        self.weights = options
         self.automatic_optimization = False
-        self.net = Ganomaly(config.channels, config.image_size, config.width, config.depth, config.latent_dim, norm)
+        self.net = Ganomaly(config.channels, config.image_size, config.width, config.depth, config.latent_dim)
 
     def _losses(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
         """Generator losses, the real logits and x_hat (kept for the discriminator's step)."""

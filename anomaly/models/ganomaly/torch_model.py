@@ -12,12 +12,11 @@ from anomaly.models.ae.torch_model import Decoder, Encoder
 class Generator(nn.Module):
     """x -> z = G_E(x) -> x_hat = G_D(z) -> z_hat = E(x_hat)."""
 
-    def __init__(self, channels: int, image_size: tuple[int, int], width: int, depth: int, latent_dim: int,
-                 norm: str):
+    def __init__(self, channels: int, image_size: tuple[int, int], width: int, depth: int, latent_dim: int):
         super().__init__()
-        self.encoder1 = Encoder(channels, image_size, width, depth, latent_dim, norm)
-        self.decoder = Decoder(channels, image_size, width, depth, latent_dim, norm)
-        self.encoder2 = Encoder(channels, image_size, width, depth, latent_dim, norm)
+        self.encoder1 = Encoder(channels, image_size, width, depth, latent_dim)
+        self.decoder = Decoder(channels, image_size, width, depth, latent_dim)
+        self.encoder2 = Encoder(channels, image_size, width, depth, latent_dim)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         z = self.encoder1(x)  # (B, latent_dim)
@@ -28,9 +27,9 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """(B, C, H, W) -> real-vs-fake logit (B,) and the last convolutional features (B, C', h, w)."""
 
-    def __init__(self, channels: int, image_size: tuple[int, int], width: int, depth: int, norm: str):
+    def __init__(self, channels: int, image_size: tuple[int, int], width: int, depth: int):
         super().__init__()
-        self.body = Encoder(channels, image_size, width, depth, out_features=1, norm=norm)
+        self.body = Encoder(channels, image_size, width, depth, out_features=1)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         features = self.body.stages(x)  # (B, C', h, w)
@@ -40,11 +39,10 @@ class Discriminator(nn.Module):
 class Ganomaly(nn.Module):
     """forward: the reconstruction x_hat (B, C, H, W)."""
 
-    def __init__(self, channels: int, image_size: tuple[int, int], width: int, depth: int, latent_dim: int,
-                 norm: str = "none"):
+    def __init__(self, channels: int, image_size: tuple[int, int], width: int, depth: int, latent_dim: int):
         super().__init__()
-        self.generator = Generator(channels, image_size, width, depth, latent_dim, norm)
-        self.discriminator = Discriminator(channels, image_size, width, depth, norm)
+        self.generator = Generator(channels, image_size, width, depth, latent_dim)
+        self.discriminator = Discriminator(channels, image_size, width, depth)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.generator(x)[1]

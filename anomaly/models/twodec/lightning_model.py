@@ -22,11 +22,11 @@ from anomaly.scoring import residual_map
 class TwoDecoderModel(ReconstructionModel):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__(config)
-        options = model_options(config)
-        self.alpha, self.beta = float(options.score_weights[0]), float(options.score_weights[1])
+        weights = model_options(config).score_weights
+        self.alpha, self.beta = float(weights[0]), float(weights[1])
         self.automatic_optimization = False
         self.net = TwoDecoderAutoencoder(config.channels, config.image_size, config.width, config.depth,
-                                         config.latent_dim, options.norm)
+                                         config.latent_dim)
 
     def losses(self, x: Tensor) -> dict[str, Tensor]:
         return two_decoder_losses(x, *self.net.all_reconstructions(x), epoch=self.current_epoch + 1)

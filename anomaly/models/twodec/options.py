@@ -3,8 +3,6 @@
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from anomaly.models.ae.options import check_norm, norm_from_weights
-
 
 @dataclass(frozen=True)
 class TwoDecoderOptions:
@@ -17,12 +15,8 @@ class TwoDecoderOptions:
     # [alpha, beta] of the map (USAD's score). beta 0: on MTD decoder 2 collapses to a black output under
     # USAD's adversarial schedule, so its term is the squared brightness of the input (experiments/RESULTS.md)
     score_weights: list[float] = field(default_factory=lambda: [1.0, 0.0])
-    norm: str = "batch"  # BatchNorm after the convolutions ("none": the network outputs one image, RESULTS.md)
 
     def __post_init__(self) -> None:
         if len(self.score_weights) != 2 or min(self.score_weights) < 0 or sum(self.score_weights) <= 0:
             raise ValueError(f"twodec option score_weights: expected [alpha, beta], both >= 0, not both 0, "
                              f"got {self.score_weights!r}")
-        check_norm("twodec", self.norm)
-
-    from_weights = staticmethod(norm_from_weights)

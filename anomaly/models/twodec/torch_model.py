@@ -12,12 +12,11 @@ class TwoDecoderAutoencoder(nn.Module):
     """AE1 = decoder1(encoder(x)) reconstructs; AE2 = decoder2(encoder(x)) is the adversary that
     learns to reconstruct real images well and AE1's outputs badly."""
 
-    def __init__(self, channels: int, image_size: tuple[int, int], width: int, depth: int, latent_dim: int,
-                 norm: str = "none"):
+    def __init__(self, channels: int, image_size: tuple[int, int], width: int, depth: int, latent_dim: int):
         super().__init__()
-        self.encoder = Encoder(channels, image_size, width, depth, latent_dim, norm)
-        self.decoder1 = Decoder(channels, image_size, width, depth, latent_dim, norm)
-        self.decoder2 = Decoder(channels, image_size, width, depth, latent_dim, norm)
+        self.encoder = Encoder(channels, image_size, width, depth, latent_dim)
+        self.decoder1 = Decoder(channels, image_size, width, depth, latent_dim)
+        self.decoder2 = Decoder(channels, image_size, width, depth, latent_dim)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decoder1(self.encoder(x))  # AE1(x): (B, C, H, W)
