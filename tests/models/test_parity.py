@@ -1,5 +1,5 @@
-"""Bundles trained before the models became typed units (commit 3e1b31d, tiny networks on the bundled
-sample) load with the current code and predict what they predicted then, to float rounding."""
+"""Bundles trained by earlier code (tiny networks on the bundled sample: fixtures/parity/README.md) load with
+the current code and predict what they predicted then, to float rounding."""
 
 import json
 import shutil
@@ -11,7 +11,7 @@ import pytest
 from anomaly.detector import Detector
 
 PARITY = Path(__file__).parents[1] / "fixtures" / "parity"
-MODELS = ("draem", "ssim-ae", "inpaint")
+MODELS = ("draem", "ssim-ae", "inpaint", "twodec", "ganomaly")
 
 
 def assert_predicts_as_saved(bundle: Path, saved: Path) -> None:
