@@ -27,6 +27,16 @@ def parse_options(pairs: list[str]) -> dict:
     return options
 
 
+def epochs_trained(trained: int, asked: int, given: int, time_budget: float) -> str:
+    """The summary's epoch count: where fewer ran than asked, whether the budget cut the `--epochs` given or, with
+    `--epochs 0` (the model's budget_epochs: anomaly.models.default_epochs), filling the budget was the plan."""
+    if trained == asked:
+        return f"{trained} epochs"
+    if not given:
+        return f"{trained} epochs, as many as fit --time-budget {time_budget:g} minutes (at most {asked})"
+    return f"{trained} of {asked} epochs (the rest did not fit --time-budget {time_budget:g} minutes)"
+
+
 def cli_parameter(f: dataclasses.Field) -> inspect.Parameter:
     """The `anomaly train` option of TrainConfig field `f`: `--<name>` (a bool: `--<name>/--no-<name>`; options:
     repeated `--option KEY=VALUE`), None when not given (the YAML file's value or the field's default)."""
@@ -69,8 +79,7 @@ def train(config: Optional[Path] = None, option: Optional[list[str]] = None, **g
         return
     cal = result.calibration
     trained, asked = result.config.epochs, result.epochs_asked
-    epochs = f"{trained} epochs" if trained == asked else \
-        f"{trained} of {asked} epochs (the rest did not fit --time-budget {cfg.time_budget:g} minutes)"
+    epochs = epochs_trained(trained, asked, cfg.epochs, cfg.time_budget)
     console.print(f"[bold green]trained[/] {cfg.model} for {epochs} in {result.train_seconds:.1f} s · image threshold "
                   f"{cal.image_threshold:.4g} ({cal.method}, {cal.n_images} normals, target FPR {cal.target_fpr})")
     if cfg.scale == AUTO_SCALE:
