@@ -9,7 +9,7 @@ import typer
 
 from anomaly.cli.app import app, console, user_errors
 from anomaly.config import AUTO_SCALE, TrainConfig
-from anomaly.models import OPTIONS, option_defaults
+from anomaly.models import OPTIONS, option_defaults, options_class
 
 KEYWORD = inspect.Parameter.KEYWORD_ONLY
 
@@ -27,12 +27,12 @@ def parse_options(pairs: list[str]) -> dict:
     return options
 
 
-def epochs_trained(trained: int, asked: int, given: int, time_budget: float) -> str:
-    """The summary's epoch count: where fewer ran than asked, whether the budget cut the `--epochs` given or, with
-    `--epochs 0` (the model's budget_epochs: anomaly.models.default_epochs), filling the budget was the plan."""
+def epochs_trained(trained: int, asked: int, fills_budget: bool, time_budget: float) -> str:
+    """The summary's epoch count: where fewer ran than asked, whether the budget cut them or filling it was the plan
+    (`fills_budget`: the model's budget_epochs were asked, anomaly.models.default_epochs)."""
     if trained == asked:
         return f"{trained} epochs"
-    if not given:
+    if fills_budget:
         return f"{trained} epochs, as many as fit --time-budget {time_budget:g} minutes (at most {asked})"
     return f"{trained} of {asked} epochs (the rest did not fit --time-budget {time_budget:g} minutes)"
 
@@ -79,7 +79,8 @@ def train(config: Optional[Path] = None, option: Optional[list[str]] = None, **g
         return
     cal = result.calibration
     trained, asked = result.config.epochs, result.epochs_asked
-    epochs = epochs_trained(trained, asked, cfg.epochs, cfg.time_budget)
+    fills_budget = not cfg.epochs and hasattr(options_class(cfg.model), "budget_epochs")
+    epochs = epochs_trained(trained, asked, fills_budget, cfg.time_budget)
     console.print(f"[bold green]trained[/] {cfg.model} for {epochs} in {result.train_seconds:.1f} s · image threshold "
                   f"{cal.image_threshold:.4g} ({cal.method}, {cal.n_images} normals, target FPR {cal.target_fpr})")
     if cfg.scale == AUTO_SCALE:
