@@ -7,6 +7,7 @@ import datetime
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -23,7 +24,8 @@ from anomaly.config import AUTO_SCALE, ModelConfig, TrainConfig
 from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, image_shape, load_samples
 from anomaly.detector import Detector, score_in_batches
 from anomaly.models import build_model, default_epochs, options_class, resolve_options
-from anomaly.painted import DRAWS, RECIPES, held_out_checks
+from anomaly.painted import (DRAWS, MAX_IMAGES, SPREAD_IMAGES, held_out_checks, normal_batches, painted_aurocs,
+                             reconstruction_spread)
 from anomaly.quiet import quiet
 from anomaly.tiling import scale_for
 
@@ -98,35 +100,58 @@ class ValidationSchedule(L.Callback):
         trainer.check_val_every_n_epoch = 1 if chosen else trainer.max_epochs + 1
 
 
+def after_fit_seconds(model: L.LightningModule, held_out: Sequence[Sample], *, fpr: float, pixel_fpr: float,
+                      count: int = 8) -> float:
+    """Seconds the work after the fit will take on `held_out` (the calibration, then `held_out_checks`: each
+    painted draw over at most MAX_IMAGES, the spread over at most SPREAD_IMAGES), estimated now, on the model's
+    device, by doing that work on the first `count` of them with one draw of each recipe (an untrained network
+    scores as fast as a trained one). The model's mode and the random streams are left as they were."""
+    config, sample, training = model.config, held_out[:count], model.training
+    clock = [time.perf_counter()]
+    with torch.random.fork_rng(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a threshold from so few normals warns
+        model.eval()
+        calibration = calibrate_model(model, config, sample, fpr=fpr, pixel_fpr=pixel_fpr)
+        clock.append(time.perf_counter())
+        detector = Detector(Bundle(config, model.state_dict(), calibration), device=str(model.device))
+        painted_aurocs(detector, normal_batches(sample, config.channels, config.scale), draws=1)
+        clock.append(time.perf_counter())
+        reconstruction_spread(detector, sample)
+        clock.append(time.perf_counter())
+    model.train(training)
+    calibrating, painting, spreading = (end - start for start, end in zip(clock, clock[1:]))
+    n = len(held_out)
+    return (calibrating * n + painting * DRAWS * min(n, MAX_IMAGES) + spreading * min(n, SPREAD_IMAGES)) / len(sample)
+
+
 class TimeBudget(L.Callback):
     """Keep `anomaly train` within `minutes` of wall time from `started` (loading the data included) to the
-    bundle and its painted validation: after every epoch, the fit is set to the epochs that fit the time left
-    at the mean epoch time so far (validations included), less the work after the fit, `after_fit_passes`
-    passes over the held-out normals timed by the last validation (one calibration pass, the painted
-    validation's draws and one for the reconstruction spread; nothing reserved before the first validation).
-    Never more epochs than asked for, never fewer than done (then it stops). The count is
+    bundle and its painted validation. As the fit starts, `after_fit(model)` estimates the work after it (seconds;
+    `after_fit_seconds`), with a warning when that alone leaves no room for an epoch; after every epoch, the fit
+    is set to the epochs that fit the time left at the mean epoch time so far (validations included), less that
+    work. Never more epochs than asked for, never fewer than done (then it stops). The count is
     `trainer.fit_loop.max_epochs`: the validation schedule and a learning-rate schedule that reads
     `trainer.estimated_stepping_batches` at each step (draem's cosine) follow it. Global rank 0 decides and
     broadcasts, so every DDP rank stops together."""
 
-    def __init__(self, minutes: float, started: float, after_fit_passes: int) -> None:
-        self.deadline, self.after_fit_passes = started + minutes * 60, after_fit_passes
-        self.pass_seconds = 0.0
+    def __init__(self, minutes: float, started: float, after_fit: Callable[[L.LightningModule], float]) -> None:
+        self.minutes, self.deadline, self.estimate = minutes, started + minutes * 60, after_fit
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.after_fit = self.estimate(pl_module)
         self.start, self.asked = time.perf_counter(), trainer.max_epochs
-
-    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.validation_start = time.perf_counter()
-
-    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # each DDP rank validated its share of the held-out normals; after the fit rank 0 scores them all
-        self.pass_seconds = (time.perf_counter() - self.validation_start) * trainer.world_size
+        left = self.deadline - self.start
+        if self.after_fit >= left:
+            warnings.warn(f"--time-budget {self.minutes:g} minutes cannot be kept: the work after the fit "
+                          f"(calibration and painted validation on the held-out normals) will take about "
+                          f"{self.after_fit / 60:.1f} minutes, more than the {max(left, 0) / 60:.1f} left; one "
+                          "epoch trains. Raise the budget, or choose a faster model or fewer held-out normals "
+                          "(--val-fraction)", stacklevel=1)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         now, done = time.perf_counter(), trainer.current_epoch + 1
         per_epoch = (now - self.start) / done
-        left = self.deadline - now - self.after_fit_passes * self.pass_seconds
+        left = self.deadline - now - self.after_fit
         fitting = max(done, min(self.asked, done + int(left / per_epoch)))
         trainer.fit_loop.max_epochs = int(trainer.strategy.broadcast(fitting, src=0))
 
@@ -280,7 +305,8 @@ def _prepare(config: TrainConfig, samples: list[Sample], started: float, *, logg
     losses = EpochLosses()
     callbacks = [losses, ValidationSchedule(), *callbacks]
     if config.time_budget:
-        callbacks.append(TimeBudget(config.time_budget, started, after_fit_passes=2 + len(RECIPES) * DRAWS))
+        callbacks.append(TimeBudget(config.time_budget, started, lambda model: after_fit_seconds(
+            model, datamodule.val_samples, fpr=config.fpr, pixel_fpr=config.pixel_fpr)))
     bars = progress and sys.stdout.isatty()  # Rich bars on a terminal, one line per epoch in a log
     if progress:
         callbacks.append(L.pytorch.callbacks.RichProgressBar() if bars else EpochLines(losses))

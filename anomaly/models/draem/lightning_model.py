@@ -75,7 +75,10 @@ class DraemModel(ReconstructionModel):
         return clean, damaged, mask
 
     def losses(self, x: Tensor) -> dict[str, Tensor]:
-        clean, damaged, mask = self.training_defects(x)
+        return self.defect_losses(*self.training_defects(x))
+
+    def defect_losses(self, clean: Tensor, damaged: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        """The losses of a batch from `training_defects`: repair `damaged` towards `clean`, segment `mask`."""
         repaired, logits = self.net.repair_and_segment(damaged)
         return draem_losses(clean, repaired, logits, mask)
 
