@@ -16,9 +16,10 @@ def tiny(**options) -> ModelConfig:
                        options={"crop": 32, "seg_width": 4, "seg_depth": 2, **options})
 
 
-def test_map_is_a_probability_of_the_input_shape():
+@pytest.mark.parametrize("seg_stride", [1, 2])
+def test_map_is_a_probability_of_the_input_shape(seg_stride):
     torch.manual_seed(0)
-    model = build_model(tiny()).eval()
+    model = build_model(tiny(seg_stride=seg_stride)).eval()
     amap = model.anomaly_map(torch.rand(2, 1, 32, 48))
     assert amap.shape == (2, 1, 32, 48) and (amap >= 0).all() and (amap <= 1).all()
 
@@ -50,6 +51,11 @@ def test_focal_loss_matches_its_definition():
     p = torch.sigmoid(logits)
     expected = (-(1 - p) ** 2 * torch.log(p)).mean()
     assert focal_loss(logits, target).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_a_seg_stride_other_than_1_or_2_is_refused():
+    with pytest.raises(ValueError, match="seg_stride must be 1 or 2, got 4"):
+        build_model(tiny(seg_stride=4))
 
 
 def test_unknown_option_is_named():

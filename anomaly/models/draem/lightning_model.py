@@ -30,7 +30,7 @@ class DraemModel(ReconstructionModel):
         super().__init__(config)
         self.options: DraemOptions = model_options(config)
         seg_depth = self.options.seg_depth
-        factor = 2 ** max(config.depth, seg_depth)
+        factor = 2 ** max(config.depth, seg_depth + self.options.seg_stride - 1)
         if self.options.crop % factor:
             raise ValueError(f"draem crop {self.options.crop} must be a multiple of {factor} (2**max(depth, "
                              f"seg_depth)); e.g. --option crop={max(factor, 128 // factor * factor)}")
@@ -38,7 +38,8 @@ class DraemModel(ReconstructionModel):
             raise ValueError(f"draem image size {config.image_size[0]}x{config.image_size[1]} must be a multiple of "
                              f"{factor} on each side (2**max(depth, seg_depth)): the segmentation U-Net pools "
                              f"{seg_depth} times; choose another --image-size or a smaller seg_depth")
-        self.net = Draem(config.channels, config.width, config.depth, self.options.seg_width, seg_depth)
+        self.net = Draem(config.channels, config.width, config.depth, self.options.seg_width, seg_depth,
+                         self.options.seg_stride)
         self.generator: torch.Generator | None = None  # the training defects' own stream
 
     def _generator(self, device: torch.device) -> torch.Generator:

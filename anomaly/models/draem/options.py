@@ -21,6 +21,7 @@ class DraemOptions:
     edge_crops: bool = True  # crops touch the image edges as often as the interior (false: uniform positions)
     seg_width: int = 16  # channels of the segmentation U-Net's first stage
     seg_depth: int = 4  # pooling stages of the segmentation U-Net
+    seg_stride: int = 1  # 2: the segmentation U-Net works at half resolution, its logits upsampled (a quarter of its FLOPs)
     p_defect: float = 0.5  # fraction of training images given a synthetic defect
     p_shade: float = 0.2  # fraction of synthetic defects that are shading changes
     opacity: float = 0.3  # lowest opacity a training defect is blended in at (each drawn from [opacity, 1])
@@ -31,6 +32,8 @@ class DraemOptions:
         for key, allowed in (("sources", SOURCES), ("schedule", SCHEDULES)):
             if getattr(self, key) not in allowed:
                 raise ValueError(f"draem {key} must be one of {allowed}, got {getattr(self, key)!r}")
+        if self.seg_stride not in (1, 2):
+            raise ValueError(f"draem seg_stride must be 1 or 2, got {self.seg_stride}")
         if not 0 < self.opacity <= 1:
             raise ValueError(f"draem opacity must be in (0, 1], got {self.opacity}")
 

@@ -30,17 +30,19 @@ class RepairNet(nn.Module):
         return torch.sigmoid(self.head(self.decoder(self.encoder(x))))
 
 
-def conv_block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+def conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 class SegmentationNet(nn.Module):
-    """U-Net: (B, 2C, H, W) [input, repair] -> (B, 1, H, W) defect logits."""
+    """U-Net: (B, 2C, H, W) [input, repair] -> (B, 1, H, W) defect logits. With `stride` 2 its stem halves the
+    resolution and the logits are upsampled back (bilinear): the U-Net works at half resolution."""
 
-    def __init__(self, channels: int, width: int, depth: int):
+    def __init__(self, channels: int, width: int, depth: int, stride: int = 1):
         super().__init__()
         widths = stage_widths(width, depth + 1)
-        self.stem = conv_block(2 * channels, widths[0])
+        self.stride = stride
+        self.stem = conv_block(2 * channels, widths[0], stride)
         self.downs = nn.ModuleList(nn.Sequential(nn.MaxPool2d(2), conv_block(cin, cout))
                                    for cin, cout in zip(widths, widths[1:]))
         self.ups = nn.ModuleList(nn.ConvTranspose2d(cin, cout, 2, stride=2)
@@ -55,16 +57,19 @@ class SegmentationNet(nn.Module):
         y = skips.pop()
         for up_conv, fuse in zip(self.ups, self.fuse):
             y = fuse(torch.cat([up_conv(y), skips.pop()], dim=1))
-        return self.head(y)  # (B, 1, H, W)
+        logits = self.head(y)
+        if self.stride == 1:
+            return logits  # (B, 1, H, W)
+        return nn.functional.interpolate(logits, scale_factor=self.stride, mode="bilinear", align_corners=False)
 
 
 class Draem(nn.Module):
     """Both networks; the whole inference path from images to defect probabilities."""
 
-    def __init__(self, channels: int, width: int, depth: int, seg_width: int, seg_depth: int):
+    def __init__(self, channels: int, width: int, depth: int, seg_width: int, seg_depth: int, seg_stride: int = 1):
         super().__init__()
         self.repair = RepairNet(channels, width, depth)
-        self.segment = SegmentationNet(channels, seg_width, seg_depth)
+        self.segment = SegmentationNet(channels, seg_width, seg_depth, seg_stride)
 
     def forward(self, x: Tensor) -> Tensor:
         """Repaired image (B, C, H, W): the model's reconstruction."""
