@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
+import statistics
 import sys
 import time
 import warnings
@@ -24,8 +25,8 @@ from anomaly.config import AUTO_SCALE, ModelConfig, TrainConfig
 from anomaly.data import AnomalyDataModule, Sample, decode_image, guess_channels, image_shape, load_samples
 from anomaly.detector import Detector, score_in_batches
 from anomaly.models import build_model, default_epochs, options_class, resolve_options
-from anomaly.painted import (DRAWS, MAX_IMAGES, SPREAD_IMAGES, held_out_checks, normal_batches, painted_aurocs,
-                             reconstruction_spread)
+from anomaly.painted import (DRAWS, MAX_IMAGES, MAX_PIXELS, SPREAD_IMAGES, held_out_checks, normal_batches,
+                             painted_aurocs, reconstruction_spread)
 from anomaly.quiet import quiet
 from anomaly.tiling import scale_for
 
@@ -102,26 +103,37 @@ class ValidationSchedule(L.Callback):
 
 def after_fit_seconds(model: L.LightningModule, held_out: Sequence[Sample], *, fpr: float, pixel_fpr: float,
                       count: int = 8) -> float:
-    """Seconds the work after the fit will take on `held_out` (the calibration, then `held_out_checks`: each
-    painted draw over at most MAX_IMAGES, the spread over at most SPREAD_IMAGES), estimated now, on the model's
-    device, by doing that work on the first `count` of them with one draw of each recipe (an untrained network
-    scores as fast as a trained one). The model's mode and the random streams are left as they were."""
-    config, sample, training = model.config, held_out[:count], model.training
-    clock = [time.perf_counter()]
-    with torch.random.fork_rng(), warnings.catch_warnings():
+    """Seconds the work after the fit will take on `held_out` (the calibration, the detector, then
+    `held_out_checks`: each painted draw over at most MAX_IMAGES, or at a scale MAX_PIXELS, the spread over at
+    most SPREAD_IMAGES), estimated now, on the model's device, by doing that work on the first `count` of them
+    with one draw of each recipe, after an untimed image to warm up (an untrained network scores as fast as a
+    trained one). The model's mode and the random streams are left as they were."""
+    config, sample, training, device = model.config, held_out[:count], model.training, model.device
+    with (torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []),
+          warnings.catch_warnings()):
         warnings.simplefilter("ignore")  # a threshold from so few normals warns
         model.eval()
+        calibrate_model(model, config, sample[:1], fpr=fpr, pixel_fpr=pixel_fpr)
+        clock = [time.perf_counter()]
         calibration = calibrate_model(model, config, sample, fpr=fpr, pixel_fpr=pixel_fpr)
         clock.append(time.perf_counter())
-        detector = Detector(Bundle(config, model.state_dict(), calibration), device=str(model.device))
+        detector = Detector(Bundle(config, model.state_dict(), calibration), device=str(device))
+        clock.append(time.perf_counter())
         painted_aurocs(detector, normal_batches(sample, config.channels, config.scale), draws=1)
         clock.append(time.perf_counter())
         reconstruction_spread(detector, sample)
         clock.append(time.perf_counter())
     model.train(training)
-    calibrating, painting, spreading = (end - start for start, end in zip(clock, clock[1:]))
-    n = len(held_out)
-    return (calibrating * n + painting * DRAWS * min(n, MAX_IMAGES) + spreading * min(n, SPREAD_IMAGES)) / len(sample)
+    calibrating, building, painting, spreading = (end - start for start, end in zip(clock, clock[1:]))
+    n, painted = len(held_out), min(len(held_out), MAX_IMAGES)
+    if config.scale is not None:
+        pixels = statistics.mean(math.prod(image_shape(s.image)) for s in sample) * config.scale**2
+        painted = min(painted, math.ceil(MAX_PIXELS / pixels))
+    return building + (calibrating * n + painting * DRAWS * painted + spreading * min(n, SPREAD_IMAGES)) / len(sample)
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} minutes" if seconds >= 60 else f"{max(seconds, 0):.0f} s"
 
 
 class TimeBudget(L.Callback):
@@ -138,15 +150,14 @@ class TimeBudget(L.Callback):
         self.minutes, self.deadline, self.estimate = minutes, started + minutes * 60, after_fit
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.after_fit = self.estimate(pl_module)
+        self.after_fit = self.estimate(pl_module) if trainer.is_global_zero else 0.0  # rank 0 decides
         self.start, self.asked = time.perf_counter(), trainer.max_epochs
         left = self.deadline - self.start
-        if self.after_fit >= left:
+        if trainer.is_global_zero and self.after_fit >= left:
             warnings.warn(f"--time-budget {self.minutes:g} minutes cannot be kept: the work after the fit "
                           f"(calibration and painted validation on the held-out normals) will take about "
-                          f"{self.after_fit / 60:.1f} minutes, more than the {max(left, 0) / 60:.1f} left; one "
-                          "epoch trains. Raise the budget, or choose a faster model or fewer held-out normals "
-                          "(--val-fraction)", stacklevel=1)
+                          f"{duration(self.after_fit)}, more than the {duration(left)} left; one epoch trains. "
+                          "Raise the budget or choose a faster model", stacklevel=1)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         now, done = time.perf_counter(), trainer.current_epoch + 1

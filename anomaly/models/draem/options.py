@@ -21,7 +21,7 @@ class DraemOptions:
     edge_crops: bool = True  # crops touch the image edges as often as the interior (false: uniform positions)
     seg_width: int = 16  # channels of the segmentation U-Net's first stage
     seg_depth: int = 4  # pooling stages of the segmentation U-Net
-    seg_stride: int = 1  # 2: the segmentation U-Net works at half resolution, its logits upsampled (a quarter of its FLOPs)
+    seg_stride: int = 1  # 2: the segmentation U-Net at half resolution, logits upsampled (a quarter of its FLOPs)
     p_defect: float = 0.5  # fraction of training images given a synthetic defect
     p_shade: float = 0.2  # fraction of synthetic defects that are shading changes
     opacity: float = 0.3  # lowest opacity a training defect is blended in at (each drawn from [opacity, 1])
