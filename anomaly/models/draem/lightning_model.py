@@ -30,14 +30,15 @@ class DraemModel(ReconstructionModel):
         super().__init__(config)
         self.options: DraemOptions = model_options(config)
         seg_depth = self.options.seg_depth
-        factor = 2 ** max(config.depth, seg_depth + self.options.seg_stride - 1)
+        halvings = seg_depth + self.options.seg_stride - 1  # the segmentation U-Net's
+        factor = 2 ** max(config.depth, halvings)
         if self.options.crop % factor:
             raise ValueError(f"draem crop {self.options.crop} must be a multiple of {factor} (2**max(depth, "
                              f"seg_depth + seg_stride - 1)); e.g. --option crop={max(factor, 128 // factor * factor)}")
         if any(side % factor for side in config.image_size):
             raise ValueError(f"draem image size {config.image_size[0]}x{config.image_size[1]} must be a multiple of "
                              f"{factor} on each side (2**max(depth, seg_depth + seg_stride - 1)): the segmentation "
-                             f"U-Net halves it {seg_depth + self.options.seg_stride - 1} times; choose another "
+                             f"U-Net halves it {halvings} times; choose another "
                              "--image-size, a smaller seg_depth or seg_stride 1")
         self.net = Draem(config.channels, config.width, config.depth, self.options.seg_width, seg_depth,
                          self.options.seg_stride)
