@@ -18,6 +18,7 @@ from anomaly.backends import score_images
 from anomaly.detector import Detector, preprocess
 from anomaly.export import EXPORT_INFO, ONNX, export_onnx
 from anomaly.models import OPTIONS, build_model
+from anomaly.models.draem.options import DraemOptions
 from anomaly.training import SAMPLE_MANIFEST
 
 MAP_TOLERANCE = SCORE_TOLERANCE = 1e-4  # max abs difference, documented in docs/export.md
@@ -31,10 +32,11 @@ def images() -> list[np.ndarray]:
     return [decode_image(s.image, 1) for s in picked]
 
 
-def tiny_bundle(name: str, images: list[np.ndarray]) -> Bundle:
+def tiny_bundle(name: str, images: list[np.ndarray], **options) -> Bundle:
     """An untrained 64x64 model of `name` (seeded), calibrated on `images` so the Detector can run."""
     torch.manual_seed(0)
-    config = TrainConfig(model=name, image_size=(64, 64), width=8, latent_dim=32).model_config(channels=1)
+    config = TrainConfig(model=name, image_size=(64, 64), width=8, latent_dim=32,
+                         options=options).model_config(channels=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = build_model(config).eval()
@@ -51,10 +53,15 @@ def max_differences(a: Detector, b: Detector, images: list[np.ndarray], batch_si
     return maps, max(abs(x.score - y.score) for x, y in zip(pa, pb))
 
 
-@pytest.mark.parametrize("name", sorted(OPTIONS))
-def test_onnxruntime_matches_torch_for_every_model(name, images, tmp_path):
+OTHER_SEG_STRIDE = 3 - DraemOptions().seg_stride  # draem's segmenter at the resolution its default does not use
+
+
+@pytest.mark.parametrize("name, options", [
+    *(pytest.param(name, {}, id=name) for name in sorted(OPTIONS)),
+    pytest.param("draem", {"seg_stride": OTHER_SEG_STRIDE}, id=f"draem-seg_stride{OTHER_SEG_STRIDE}")])
+def test_onnxruntime_matches_torch_for_every_model(name, options, images, tmp_path):
     """Export must work for every registered model: a model that cannot be exported fails here."""
-    bundle = tiny_bundle(name, images)
+    bundle = tiny_bundle(name, images, **options)
     folder = export_onnx(bundle, tmp_path / name)
     torch_detector = Detector(bundle, device="cpu")
     onnx_detector = Detector.load(folder, backend="onnxruntime")
