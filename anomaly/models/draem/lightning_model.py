@@ -41,7 +41,7 @@ class DraemModel(ReconstructionModel):
                              f"U-Net halves it {halvings} times; choose another "
                              "--image-size, a smaller seg_depth or seg_stride 1")
         self.net = Draem(config.channels, config.width, config.depth, self.options.seg_width, seg_depth,
-                         self.options.seg_stride, self.options.seg_refine)
+                         self.options.seg_stride)
         self.generator: torch.Generator | None = None  # the training defects' own stream
 
     def _generator(self, device: torch.device) -> torch.Generator:

@@ -22,7 +22,6 @@ class DraemOptions:
     seg_width: int = 16  # channels of the segmentation U-Net's first stage
     seg_depth: int = 4  # pooling stages of the segmentation U-Net
     seg_stride: int = 1  # 2: the segmentation U-Net at half resolution, logits upsampled (a quarter of its FLOPs)
-    seg_refine: int = 0  # with seg_stride 2: channels of a full-resolution stage fused after the U-Net (0: none)
     p_defect: float = 0.5  # fraction of training images given a synthetic defect
     p_shade: float = 0.2  # fraction of synthetic defects that are shading changes
     opacity: float = 0.3  # lowest opacity a training defect is blended in at (each drawn from [opacity, 1])
@@ -35,9 +34,6 @@ class DraemOptions:
                 raise ValueError(f"draem {key} must be one of {allowed}, got {getattr(self, key)!r}")
         if self.seg_stride not in (1, 2):
             raise ValueError(f"draem seg_stride must be 1 or 2, got {self.seg_stride}")
-        if self.seg_refine < 0 or (self.seg_refine and self.seg_stride == 1):
-            raise ValueError(f"draem seg_refine must be 0, or > 0 with seg_stride 2, got {self.seg_refine} "
-                             f"with seg_stride {self.seg_stride}")
         if not 0 < self.opacity <= 1:
             raise ValueError(f"draem opacity must be in (0, 1], got {self.opacity}")
 

@@ -36,11 +36,9 @@ def conv_block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 class SegmentationNet(nn.Module):
     """U-Net: (B, 2C, H, W) [input, repair] -> (B, 1, H, W) defect logits. With `stride` 2 its stem halves the
-    resolution and the U-Net works at half resolution; its logits are upsampled back (bilinear), or, with
-    `refine` channels, its features are, to that many channels, and fused with the input at full resolution
-    (one convolution: it sharpens what the U-Net found to the input's own edges)."""
+    resolution and the logits are upsampled back (bilinear): the U-Net works at half resolution."""
 
-    def __init__(self, channels: int, width: int, depth: int, stride: int = 1, refine: int = 0):
+    def __init__(self, channels: int, width: int, depth: int, stride: int = 1):
         super().__init__()
         widths = stage_widths(width, depth + 1)
         self.stride = stride
@@ -50,22 +48,15 @@ class SegmentationNet(nn.Module):
         self.ups = nn.ModuleList(nn.ConvTranspose2d(cin, cout, 2, stride=2)
                                  for cin, cout in zip(widths[:0:-1], widths[-2::-1]))
         self.fuse = nn.ModuleList(conv_block(2 * cout, cout) for cout in widths[-2::-1])
-        self.refine = None
-        if refine:
-            self.refine = nn.ModuleDict({"up": nn.ConvTranspose2d(widths[0], refine, stride, stride=stride),
-                                         "fuse": conv_block(refine + 2 * channels, refine)})
-        self.head = nn.Conv2d(refine or widths[0], 1, 1)
+        self.head = nn.Conv2d(widths[0], 1, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        skips = [self.stem(x)]  # (B, w0, H / stride, W / stride)
+        skips = [self.stem(x)]  # (B, w0, H, W)
         for stage in self.downs:
             skips.append(stage(skips[-1]))  # halves H, W
         y = skips.pop()
         for up_conv, fuse in zip(self.ups, self.fuse):
             y = fuse(torch.cat([up_conv(y), skips.pop()], dim=1))
-        if self.refine is not None:
-            y = self.refine["fuse"](torch.cat([self.refine["up"](y), x], dim=1))
-            return self.head(y)  # (B, 1, H, W)
         logits = self.head(y)
         if self.stride == 1:
             return logits  # (B, 1, H, W)
@@ -75,11 +66,10 @@ class SegmentationNet(nn.Module):
 class Draem(nn.Module):
     """Both networks; the whole inference path from images to defect probabilities."""
 
-    def __init__(self, channels: int, width: int, depth: int, seg_width: int, seg_depth: int, seg_stride: int = 1,
-                 seg_refine: int = 0):
+    def __init__(self, channels: int, width: int, depth: int, seg_width: int, seg_depth: int, seg_stride: int = 1):
         super().__init__()
         self.repair = RepairNet(channels, width, depth)
-        self.segment = SegmentationNet(channels, seg_width, seg_depth, seg_stride, seg_refine)
+        self.segment = SegmentationNet(channels, seg_width, seg_depth, seg_stride)
 
     def forward(self, x: Tensor) -> Tensor:
         """Repaired image (B, C, H, W): the model's reconstruction."""
