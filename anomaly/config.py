@@ -155,9 +155,9 @@ class TrainConfig:
                                                 "--image-size (docs/models.md)")
     channels: int = described(0, "1 or 3; 0 guesses from the data (1 for grey images, else 3)")
     epochs: int = described(0, "0: the model's default (docs/models.md)")
-    time_budget: float = described(20.0, "minutes from loading the data to the calibrated bundle: when the epochs "
-                                         "would take longer (timed as they run), fewer are trained and the "
-                                         "learning-rate schedule fits them; 0: no limit")
+    time_budget: float = described(20.0, "minutes from the start of `anomaly train` to the calibrated bundle: when "
+                                         "the epochs would take longer (timed as they run), fewer are trained and "
+                                         "the learning-rate schedule fits them; 0: no limit")
     batch_size: int = described(16, "images per training step (per process with --devices or --num-nodes > 1)")
     seed: int = described(0, "random seed: weights, held-out normals, augmentations")
     accelerator: str = described("auto", "auto | cpu | gpu")

@@ -137,11 +137,11 @@ def duration(seconds: float) -> str:
 
 
 class TimeBudget(L.Callback):
-    """Keep `anomaly train` within `minutes` of wall time from `started` (loading the data included) to the
-    bundle and its painted validation. As the fit starts, `after_fit(model)` estimates the work after it (seconds;
-    `after_fit_seconds`), with a warning when that alone leaves no room for an epoch; after every epoch, the fit
-    is set to the epochs that fit the time left at the mean epoch time so far (validations included), less that
-    work. Never more epochs than asked for, never fewer than done (then it stops). The count is
+    """Keep `anomaly train` within `minutes` of wall time from `started` (the command's imports and the data loading
+    included) to the bundle and its painted validation. As the fit starts, `after_fit(model)` estimates the work
+    after it (seconds; `after_fit_seconds`), with a warning when that alone leaves no room for an epoch; after every
+    epoch, the fit is set to the epochs that fit the time left at the mean epoch time so far (validations included),
+    less that work. Never more epochs than asked for, never fewer than done (then it stops). The count is
     `trainer.fit_loop.max_epochs`: the validation schedule and a learning-rate schedule that reads
     `trainer.estimated_stepping_batches` at each step (draem's cosine) follow it. Global rank 0 decides and
     broadcasts, so every DDP rank stops together."""
@@ -240,8 +240,10 @@ def resolve_precision(precision: str, accelerator: str) -> str:
 
 
 def train(config: TrainConfig, *, logger: Any = False, progress: bool = True,
-          callbacks: Sequence[L.Callback] = ()) -> TrainResult | None:
+          callbacks: Sequence[L.Callback] = (), started: float | None = None) -> TrainResult | None:
     """Train `config.model` on the normal training images of `config.data` and write a bundle to `config.out`.
+    `config.time_budget` counts from `started`, a `time.perf_counter()` reading (default: now; `anomaly train`
+    passes the moment the command began, so that its imports count).
 
     With `config.tracking` the whole training is one MLflow run (see `anomaly.tracking`): params,
     per-epoch losses, calibration, test metrics and plots, and the bundle as a registered model.
@@ -252,7 +254,7 @@ def train(config: TrainConfig, *, logger: Any = False, progress: bool = True,
     and takes part in the fit, each on its share of the training images; then global rank 0 alone
     calibrates and validates on the whole held-out slice, writes the bundle and logs to MLflow, and the
     other ranks return None."""
-    started = time.perf_counter()  # the time budget counts from here
+    started = time.perf_counter() if started is None else started  # the time budget counts from here
     samples = load_samples(config.data or str(SAMPLE_MANIFEST))
     model_defaults = config.model_config(channels=1)  # ModelConfig resolves the unset size and smoothing
     config = config.replace(epochs=config.epochs or default_epochs(config.model, config.time_budget),  # as asked

@@ -65,6 +65,15 @@ def test_the_work_after_the_fit_is_reserved_from_the_start_and_a_budget_it_fills
     assert result.config.epochs == 1 and len(result.val_samples) == 75
 
 
+def test_the_budget_counts_from_the_moment_given(tmp_path):
+    # the budget started a budget ago (the CLI passes the moment its command began): no room for a second epoch
+    budget_seconds = 30 * EPOCH_SECONDS
+    with pytest.warns(UserWarning, match="cannot be kept"):
+        result = train(draem(tmp_path, time_budget=budget_seconds / 60, val_fraction=0.04), progress=False,
+                       callbacks=[SlowEpochs()], started=time.perf_counter() - budget_seconds)
+    assert result.epochs_asked == 40 and result.config.epochs == 1
+
+
 def test_estimating_the_work_after_the_fit_changes_no_weight(tmp_path):
     budgeted = train(draem(tmp_path / "a", epochs=2, time_budget=100), progress=False)
     unlimited = train(draem(tmp_path / "b", epochs=2, time_budget=0), progress=False)
