@@ -8,6 +8,7 @@ import csv
 import json
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import mlflow
@@ -171,14 +172,16 @@ def test_without_labelled_images_the_painted_defects_choose_the_champion(home, t
 def test_train_cli_passes_tracking_options(monkeypatch):
     seen = {}
 
-    def fake_train(config):
-        seen["config"] = config
+    def fake_train(config, started):
+        seen["config"], seen["started"] = config, started
         raise ValueError("stop here")
 
     monkeypatch.setattr("anomaly.training.train", fake_train)
+    invoked = time.perf_counter()
     result = CliRunner().invoke(app, ["train", "--no-tracking", "--experiment", "e", "--register-as", "r",
                                       "--promote"])
     assert result.exit_code == 2 and "stop here" in result.output
+    assert invoked < seen["started"] < time.perf_counter()  # --time-budget counts from the command's start
     config = seen["config"]
     assert (config.tracking, config.experiment, config.register_as, config.promote) == (False, "e", "r", True)
     CliRunner().invoke(app, ["train"])
