@@ -151,10 +151,19 @@ def markdown(rows: list[dict], mean_row: dict, worst_row: dict) -> str:
     return "\n".join(parts)
 
 
+def training_line(r: dict) -> str:
+    """`- name: epochs N; painted drawn img / px, thin img / px` (image / pixel AUROC on the held-out normals)."""
+    painted = [f"{recipe} {fmt(r['held_out'][f'{recipe}_image_auroc'])} / {fmt(r['held_out'][f'{recipe}_pixel_auroc'])}"
+               for recipe in ("drawn", "thin") if f"{recipe}_image_auroc" in r["held_out"]]
+    return f"- {r['dataset']}: epochs {r['epochs'] or 'n/a'}" + (f"; painted {', '.join(painted)}" if painted else "")
+
+
 def section_markdown(rows: list[dict], mean_row: dict, worst_row: dict) -> str:
-    """RESULTS.md's shorter form: the table over the datasets, then a line per dataset of image AUROC per defect."""
+    """RESULTS.md's shorter form: the table over the datasets, then a line per dataset of image AUROC per defect,
+    then one of the epochs trained and the painted validation (image / pixel AUROC)."""
     lines = [f"- {r['dataset']}, image AUROC per defect: "
              + ", ".join(f"{d} {fmt(m['image_auroc'])}" for d, m in r["per_defect"].items()) for r in rows]
+    lines += [training_line(r) for r in rows]
     return summary_table(rows, mean_row, worst_row) + "\n\n" + "\n".join(lines)
 
 

@@ -92,6 +92,9 @@ def test_suite_command_on_a_tiny_dataset(tmp_path, monkeypatch):
     section = results.read_text().split("<!-- suite:start -->")[1].split("<!-- suite:end -->")[0]
     assert f"- commit: {saved['provenance']['commit']}" in section
     assert "| " + " | ".join(by_label["tiny"]).strip("| ") + " |" in section
+    painted = row["held_out"]  # as train printed it
+    assert (f"- tiny: epochs 1; painted drawn {painted['drawn_image_auroc']:.3f} / {painted['drawn_pixel_auroc']:.3f}, "
+            f"thin {painted['thin_image_auroc']:.3f} / {painted['thin_pixel_auroc']:.3f}") in section
     per_defect = {cells[0].strip("| "): cells for cells in table if cells[0].strip("| ") in row["per_defect"]}
     assert set(per_defect) == {s.defect for s in test if s.label == 1}
     with open(data) as f:
